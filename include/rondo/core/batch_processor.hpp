@@ -1,0 +1,192 @@
+#pragma once
+// The thread-based stage loop: wait on a barrier, hand each available event to the handler,
+// advance the stage's sequence once per batch.
+//
+//   next = position + 1
+//   loop:  hi = barrier.available(next)             (one read of the shared lines per batch)
+//          if hi < next: hi = barrier.wait_for(next) (strategy: spin / yield / sleep / block)
+//          handle [next, min(hi, next + max_batch - 1)]
+//          position = hi (release); signal            (downstream stages and producers see it)
+//
+// Handlers may be classes with optional hooks: on_start(), on_shutdown(),
+// on_batch_start(std::int64_t size), on_timeout(std::int64_t last_sequence) (the latter when the
+// wait strategy has a timeout and it passes).
+
+#include <rondo/core/error_policy.hpp>
+#include <rondo/core/errors.hpp>
+#include <rondo/core/event_handler.hpp>
+#include <rondo/core/ring_buffer.hpp>
+#include <rondo/core/sequence.hpp>
+#include <rondo/core/sequence_barrier.hpp>
+#include <rondo/core/stage_metrics.hpp>
+
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <utility>
+
+namespace rondo {
+
+/// Options of one stage.
+struct stage_options {
+  std::int64_t max_batch = 0;                  ///< 0: unbounded; else at most this many per batch
+  error_policy errors = error_policy::halt();  ///< what a handler exception does
+};
+
+/// Runs `Handler` over the events a barrier makes available, on the calling thread.
+///
+/// Thread-safety: run() on one thread; halt(), position() and metrics() from any thread.
+template <class T, class Handler>
+  requires event_handler<Handler, T>
+class batch_processor {
+ public:
+  /// The ring and barrier must outlive the processor. Throws std::invalid_argument for a
+  /// negative max_batch.
+  batch_processor(ring_buffer<T>& ring, sequence_barrier& barrier, Handler handler,
+                  stage_options opts = {}, std::string name = "stage", bool metrics = false)
+      : ring_(&ring),
+        barrier_(&barrier),
+        handler_(std::move(handler)),
+        opts_(std::move(opts)),
+        name_(std::move(name)),
+        metrics_on_(metrics) {
+    if (opts_.max_batch < 0) {
+      throw std::invalid_argument("stage '" + name_ + "': max_batch " +
+                                  std::to_string(opts_.max_batch) + " is negative");
+    }
+  }
+
+  /// The stage's sequence: everything up to it is handled. Add it as a gating sequence (terminal
+  /// stage) or as a dependency of later stages.
+  [[nodiscard]] sequence& position() noexcept { return position_; }
+  [[nodiscard]] const sequence& position() const noexcept { return position_; }
+
+  /// Processes until the barrier is alerted or passes its limit. Throws rondo::stage_error when
+  /// a handler exception halts the stage (its position is then the last handled sequence).
+  void run() {
+    detail::call_on_start(handler_);
+    std::exception_ptr failure;
+    std::int64_t failed_at = 0;
+    try {
+      loop(failure, failed_at);
+    } catch (...) {
+      // A hook (on_batch_start, on_timeout) threw: same as a handler failure.
+      failure = std::current_exception();
+      failed_at = position_.get_relaxed() + 1;
+    }
+    try {
+      detail::call_on_shutdown(handler_);
+    } catch (...) {
+      if (!failure) {
+        failure = std::current_exception();
+        failed_at = position_.get_relaxed();
+      }
+    }
+    if (failure) throw stage_error(name_, failed_at, failure);
+  }
+
+  /// Asks run() to return after the current batch.
+  void halt() noexcept { barrier_->alert(); }
+
+  [[nodiscard]] Handler& handler() noexcept { return handler_; }
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  [[nodiscard]] stage_metrics_snapshot metrics() const noexcept { return metrics_.snapshot(); }
+
+ private:
+  void loop(std::exception_ptr& failure, std::int64_t& failed_at) {
+    const sequencer& seqr = barrier_->source();
+    std::int64_t next = position_.get_relaxed() + 1;
+    for (;;) {
+      if (barrier_->alerted()) return;
+      std::int64_t hi = barrier_->available(next);
+      if (hi < next) {
+        if (metrics_on_) metrics_.add_wait();
+        const auto r = barrier_->wait_for(next);
+        if (r.status == wait_status::stopped) return;
+        if (r.status == wait_status::timed_out) {
+          detail::call_on_timeout(handler_, next - 1);
+          continue;
+        }
+        hi = r.available;
+      }
+      if (opts_.max_batch > 0 && hi - next >= opts_.max_batch) hi = next + opts_.max_batch - 1;
+      detail::call_on_batch_start(handler_, hi - next + 1);
+      const std::int64_t stop_at = handle_batch(seqr, next, hi);
+      if (stop_at != no_failure) {
+        // Everything before the failed event is handled; the disruptor halts.
+        failed_at = stop_at;
+        failure = halt_error_;
+        position_.set(stop_at - 1);
+        seqr.waits().signal();
+        barrier_->alert();
+        return;
+      }
+      if (metrics_on_) metrics_.add_batch(hi - next + 1);
+      // Pairs with the acquire loads of downstream barriers and of the producers' gating check.
+      position_.set(hi);
+      seqr.waits().signal();
+      next = hi + 1;
+    }
+  }
+
+  static constexpr std::int64_t no_failure = -2;
+
+  // Handles [lo, hi]; returns no_failure, or the sequence whose failure halts the stage.
+  std::int64_t handle_batch(const sequencer& seqr, std::int64_t lo, std::int64_t hi) {
+    // Tombstones exist only with several producers, and only after a claim was dropped.
+    if (seqr.tombstone_count() > tombstones_passed_) return handle_with_tombstones(seqr, lo, hi);
+    std::int64_t s = lo;
+    while (s <= hi) {
+      try {
+        for (; s <= hi; ++s) handler_((*ring_)[s], s, s == hi);
+      } catch (...) {
+        if (!on_error(s, std::current_exception())) return s;
+        ++s;
+      }
+    }
+    return no_failure;
+  }
+
+  std::int64_t handle_with_tombstones(const sequencer& seqr, std::int64_t lo, std::int64_t hi) {
+    std::int64_t last_real = hi;
+    while (last_real >= lo && seqr.is_tombstone(last_real)) --last_real;
+    for (std::int64_t s = lo; s <= hi; ++s) {
+      if (seqr.is_tombstone(s)) {
+        ++tombstones_passed_;
+        if (metrics_on_) metrics_.add_tombstone();
+        continue;
+      }
+      try {
+        handler_((*ring_)[s], s, s == last_real);
+      } catch (...) {
+        if (!on_error(s, std::current_exception())) return s;
+      }
+    }
+    return no_failure;
+  }
+
+  // Returns true to go on with the next event.
+  bool on_error(std::int64_t seq, std::exception_ptr e) {
+    std::exception_ptr halt_with = opts_.errors.handle(stage_failure{name_, seq, std::move(e)});
+    if (!halt_with) {
+      if (metrics_on_) metrics_.add_error_skipped();
+      return true;
+    }
+    halt_error_ = std::move(halt_with);
+    return false;
+  }
+
+  // The stage's own line: written by this thread, read by downstream stages and producers.
+  sequence position_;
+  ring_buffer<T>* ring_;
+  sequence_barrier* barrier_;
+  Handler handler_;
+  stage_options opts_;
+  std::string name_;
+  bool metrics_on_;
+  std::int64_t tombstones_passed_ = 0;
+  std::exception_ptr halt_error_;
+  stage_metrics metrics_;
+};
+
+}  // namespace rondo

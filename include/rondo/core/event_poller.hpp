@@ -1,0 +1,86 @@
+#pragma once
+// The pull API: a handler for users who own their thread (or event loop). Each poll() handles
+// what is available now and returns at once; it never waits.
+//
+//   user loop:  while (poller.poll(h) != poll_state::stopped) { other work / own waiting }
+
+#include <rondo/core/ring_buffer.hpp>
+#include <rondo/core/sequence.hpp>
+#include <rondo/core/sequence_barrier.hpp>
+
+#include <cstdint>
+#include <vector>
+
+namespace rondo {
+
+/// What one poll() found.
+enum class poll_state : std::uint8_t {
+  processing,  ///< events were handled
+  gating,      ///< events are claimed or published but an upstream stage has not passed them
+  idle,        ///< nothing new was even claimed
+  stopped      ///< the disruptor is closed or drained past this poller: stop polling
+};
+
+/// A stage driven by its owner's calls to poll(). Thread-safety: poll() from one thread at a
+/// time; position() from any.
+template <class T>
+class event_poller {
+ public:
+  /// The ring and sequencer (and dependencies) must outlive the poller. Add position() to the
+  /// sequencer's gating sequences if the poller is a terminal stage.
+  event_poller(ring_buffer<T>& ring, const sequencer& seqr, std::vector<const sequence*> deps = {})
+      : ring_(&ring), barrier_(seqr, std::move(deps)) {}
+
+  /// Calls h(event, sequence, end_of_batch) -> bool for each available event, in order, until it
+  /// returns false (the poll stops after that event). If h throws, the exception propagates and
+  /// position() stays at the last event h completed; the next poll() retries the failed event.
+  template <class Handler>
+  poll_state poll(Handler&& h) {
+    const sequencer& seqr = barrier_.source();
+    const std::int64_t next = position_.get_relaxed() + 1;
+    const std::int64_t hi = barrier_.available(next);
+    if (hi < next) {
+      if (barrier_.should_stop(next)) return poll_state::stopped;
+      return seqr.cursor().get() >= next ? poll_state::gating : poll_state::idle;
+    }
+    const bool tombs = seqr.tombstone_count() > tombstones_passed_;
+    std::int64_t s = next;
+    for (; s <= hi; ++s) {
+      if (tombs && seqr.is_tombstone(s)) {
+        ++tombstones_passed_;
+        continue;
+      }
+      bool more = true;
+      try {
+        more = h((*ring_)[s], s, s == hi);
+      } catch (...) {
+        finish(s - 1);
+        throw;
+      }
+      if (!more) {
+        ++s;
+        break;
+      }
+    }
+    finish(s - 1);
+    return poll_state::processing;
+  }
+
+  [[nodiscard]] sequence& position() noexcept { return position_; }
+  [[nodiscard]] sequence_barrier& barrier() noexcept { return barrier_; }
+
+ private:
+  void finish(std::int64_t last) noexcept {
+    if (last <= position_.get_relaxed()) return;  // nothing new
+    // Pairs with the acquire loads of downstream barriers and of the producers' gating check.
+    position_.set(last);
+    barrier_.source().waits().signal();
+  }
+
+  sequence position_;
+  ring_buffer<T>* ring_;
+  sequence_barrier barrier_;
+  std::int64_t tombstones_passed_ = 0;
+};
+
+}  // namespace rondo

@@ -1,0 +1,132 @@
+#pragma once
+// The multi-producer sequencer: any number of threads claim with a CAS on the cursor and publish
+// slot by slot.
+//
+// Theory of operation
+//   cursor_:        the highest claimed sequence; producers advance it with CAS (never past
+//                   min(gating) + capacity, so a failed try_reserve claims nothing).
+//   gating_cache_:  the slowest gating sequence seen by any producer (a hint; stale is safe).
+//   flags_[i]:      per slot, (round << 1) | tombstone, round = 31 bits of seq >> log2(capacity).
+//                   A producer publishes seq s with a release store of the flag for round(s);
+//                   a barrier scans forward from its next sequence while flags match (acquire).
+//   tombstones_:    count of slots published as tombstones.
+//
+//   claim:  CAS cursor c -> c + n  ──▶ fill slots ──▶ flag[s] = round(s)<<1   (publish)
+//                                               └──▶ flag[s] = round(s)<<1|1 (abandon)
+//
+// A claim dropped without publish() is published as tombstones: the ring does not stall and
+// handlers skip those sequences without seeing the slot (whose contents are unfinished).
+// Handlers check flags for tombstones only while tombstone_count() is ahead of the tombstones
+// they have passed, so the common case pays nothing per event.
+//
+// The flags start at round 0x7fffffff, which no sequence below 2^31 * capacity has; by then every
+// slot has been published in an earlier round.
+
+#include <rondo/core/sequencer.hpp>
+
+#include <memory>
+
+namespace rondo {
+
+/// Sequencer for any number of producing threads. Thread-safe.
+class multi_producer_sequencer final : public sequencer {
+ public:
+  /// Throws std::invalid_argument unless capacity is a power of two >= 1.
+  multi_producer_sequencer(std::int64_t capacity, wait_strategy& waits)
+      : multi_producer_sequencer(make_flags((detail::validate_capacity(capacity), capacity)),
+                                 capacity, waits) {}
+
+  /// Claims n slots if free now; returns the highest claimed sequence or nullopt.
+  /// Throws std::invalid_argument for n outside [1, capacity], rondo::closed after close().
+  [[nodiscard]] std::optional<std::int64_t> try_reserve(std::int64_t n) {
+    check_n(n, capacity_);
+    return try_claim(n);
+  }
+
+  /// Claims n slots, waiting with the wait strategy while the ring is full.
+  [[nodiscard]] std::int64_t reserve(std::int64_t n) {
+    return *reserve_until(n, wait_strategy::clock::time_point::max());
+  }
+
+  /// As reserve(), giving up at `deadline` (nullopt).
+  [[nodiscard]] std::optional<std::int64_t> reserve_until(std::int64_t n,
+                                                          wait_strategy::clock::time_point deadline) {
+    check_n(n, capacity_);
+    for (;;) {
+      if (auto hi = try_claim(n)) return hi;
+      const auto st = waits_->wait_until(
+          [&] {
+            const std::int64_t c = cursor_.get();
+            return c + n - capacity_ <= minimum_gating_sequence(c);
+          },
+          [&] {
+            // Advisory: the authoritative check is in try_claim().
+            return closed_.load(std::memory_order_relaxed);
+          },
+          deadline);
+      if (st == wait_status::stopped) throw_closed();
+      if (st == wait_status::timed_out) return std::nullopt;
+    }
+  }
+
+  /// Publishes the claimed range [lo, hi].
+  void publish(std::int64_t lo, std::int64_t hi) noexcept { mark(lo, hi, 0U); }
+
+  /// Publishes the claimed range [lo, hi] as tombstones: handlers skip it.
+  void abandon(std::int64_t lo, std::int64_t hi) noexcept {
+    // Relaxed: made visible to handlers by the release flag stores in mark() that follow.
+    tombstones_.fetch_add(hi - lo + 1, std::memory_order_relaxed);
+    mark(lo, hi, 1U);
+  }
+
+ private:
+  multi_producer_sequencer(std::unique_ptr<std::atomic<std::uint32_t>[]> flags,
+                           std::int64_t capacity, wait_strategy& waits)
+      : sequencer(capacity, waits, flags.get()), storage_(std::move(flags)) {}
+
+  static std::unique_ptr<std::atomic<std::uint32_t>[]> make_flags(std::int64_t capacity) {
+    auto f = std::make_unique<std::atomic<std::uint32_t>[]>(static_cast<std::size_t>(capacity));
+    for (std::int64_t i = 0; i < capacity; ++i) {
+      // Before any thread can see the array.
+      f[i].store(0xfffffffeU, std::memory_order_relaxed);
+    }
+    return f;
+  }
+
+  std::optional<std::int64_t> try_claim(std::int64_t n) {
+    // Advisory early exit; the authoritative check follows the claim.
+    if (closed_.load(std::memory_order_relaxed)) throw_closed();
+    std::int64_t current = cursor_.get();
+    std::int64_t hi = 0;
+    do {
+      hi = current + n;
+      const std::int64_t wrap = hi - capacity_;
+      const std::int64_t cached = gating_cache_.get_relaxed();
+      if (wrap > cached || cached > current) {
+        const std::int64_t g = minimum_gating_sequence(current);
+        gating_cache_.set(g);
+        if (wrap > g) return std::nullopt;
+      }
+    } while (!cursor_.compare_exchange(current, hi));
+    // Light side of the claim/close handshake; the heavy side is in sequencer::close().
+    detail::asymmetric_fence::light();
+    if (closed_.load(std::memory_order_relaxed)) {
+      abandon(current + 1, hi);
+      throw_closed();
+    }
+    return hi;
+  }
+
+  void mark(std::int64_t lo, std::int64_t hi, std::uint32_t tomb) noexcept {
+    for (std::int64_t s = lo; s <= hi; ++s) {
+      // Pairs with the acquire load in sequencer::highest_published()/is_tombstone().
+      flags_[s & mask_].store((round_of(s) << 1) | tomb, std::memory_order_release);
+    }
+    waits_->signal();
+  }
+
+  std::unique_ptr<std::atomic<std::uint32_t>[]> storage_;
+  sequence gating_cache_;
+};
+
+}  // namespace rondo

@@ -1,0 +1,120 @@
+#pragma once
+// A sequence barrier tells one handler which sequences it may read: those published by the
+// producers (the cursor) and passed by every stage it depends on.
+//
+// Theory of operation
+//   available(next) = deps empty ? highest_published(next, cursor) : min(dependency sequences)
+//   (a dependency only passes published sequences, so its value is already published.)
+//
+//   handler: next ──wait_for(next)──▶ hi ≥ next ──handle [next, hi]──▶ own sequence = hi
+//
+// The barrier is read once per batch, not once per event: a handler that falls behind gets
+// everything available in one batch and touches the shared cursor line once for it.
+//
+// Stopping: alert() makes waiters return wait_status::stopped at once (close, halt);
+// set_limit(L) makes them return stopped once next > L (drain: everything up to L is handled).
+// Both are stored relaxed and followed by wait_strategy::wake_all(), whose futex syscall orders
+// them for blocked waiters; spinning waiters re-read them every round.
+
+#include <rondo/core/sequence.hpp>
+#include <rondo/core/sequencer.hpp>
+#include <rondo/core/wait_strategy.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace rondo {
+
+/// Result of a barrier wait: the highest available sequence (>= the requested one when status
+/// is ready; possibly lower otherwise) and why the wait ended.
+struct barrier_wait_result {
+  std::int64_t available;
+  wait_status status;
+};
+
+/// Thread-safety: one handler waits on a barrier; alert()/set_limit() may come from any thread.
+class sequence_barrier {
+ public:
+  /// `deps`: the sequences of the stages this handler runs after (empty: right after the
+  /// producers). The sequencer and the dependencies must outlive the barrier.
+  explicit sequence_barrier(const sequencer& seqr, std::vector<const sequence*> deps = {})
+      : seqr_(&seqr), deps_(std::move(deps)) {}
+
+  /// The highest sequence available to a handler whose next sequence is `next` (next - 1 when
+  /// nothing new). Never waits.
+  [[nodiscard]] std::int64_t available(std::int64_t next) const noexcept {
+    if (deps_.empty()) {
+      // Acquire (in sequence::get): pairs with the producer's release publish.
+      return seqr_->highest_published(next, seqr_->cursor().get());
+    }
+    // Acquire loads (in min_sequence): pair with each dependency's release store.
+    return min_sequence(deps_);
+  }
+
+  /// Waits with the sequencer's wait strategy until `next` is available (returns the highest
+  /// available, which may exceed next), the barrier is alerted or past its limit (stopped), or
+  /// the strategy's timeout passes (timed_out).
+  [[nodiscard]] barrier_wait_result wait_for(std::int64_t next) {
+    std::int64_t hi = next - 1;
+    const auto st = seqr_->waits().wait([&] { return (hi = available(next)) >= next; },
+                                        [&] { return should_stop(next); });
+    return {hi, st};
+  }
+
+  /// As wait_for, giving up at `deadline`.
+  [[nodiscard]] barrier_wait_result wait_until(std::int64_t next,
+                                               wait_strategy::clock::time_point deadline) {
+    std::int64_t hi = next - 1;
+    const auto st = seqr_->waits().wait_until([&] { return (hi = available(next)) >= next; },
+                                              [&] { return should_stop(next); }, deadline);
+    return {hi, st};
+  }
+
+  /// Stops the waiter now (it returns wait_status::stopped). Thread-safe, idempotent.
+  void alert() noexcept {
+    // Relaxed: the wake_all() below (a release RMW plus a syscall) and the waiter's loop
+    // re-reading the flag make it visible; no data is published through it.
+    alerted_.store(true, std::memory_order_relaxed);
+    seqr_->waits().wake_all();
+  }
+  void clear_alert() noexcept {
+    // Relaxed: only called before the handler (re)starts, on the thread that starts it.
+    alerted_.store(false, std::memory_order_relaxed);
+  }
+  [[nodiscard]] bool alerted() const noexcept {
+    // Relaxed: see alert().
+    return alerted_.load(std::memory_order_relaxed);
+  }
+
+  /// Makes waiters stop once their next sequence is past `last` (drain).
+  void set_limit(std::int64_t last) noexcept {
+    // Relaxed: see alert().
+    limit_.store(last, std::memory_order_relaxed);
+    seqr_->waits().wake_all();
+  }
+  [[nodiscard]] std::int64_t limit() const noexcept {
+    // Relaxed: see alert().
+    return limit_.load(std::memory_order_relaxed);
+  }
+
+  [[nodiscard]] bool should_stop(std::int64_t next) const noexcept {
+    return alerted() || next > limit();
+  }
+
+  [[nodiscard]] const sequencer& source() const noexcept { return *seqr_; }
+  [[nodiscard]] const std::vector<const sequence*>& dependencies() const noexcept {
+    return deps_;
+  }
+
+ private:
+  const sequencer* seqr_;
+  std::vector<const sequence*> deps_;
+  // Written by shutdown paths, read by the waiter every round: its own line so producers'
+  // and handlers' lines stay untouched.
+  alignas(detail::cache_line_size) std::atomic<bool> alerted_{false};
+  std::atomic<std::int64_t> limit_{std::numeric_limits<std::int64_t>::max()};
+};
+
+}  // namespace rondo

@@ -1,0 +1,563 @@
+#pragma once
+// The disruptor DSL: a ring, a sequencer, and named stages arranged in a dependency graph, with
+// a lifecycle (start, drain, close, join) and an error policy.
+//
+//   auto d = rondo::disruptor<order>::builder()
+//                .capacity(4096)
+//                .producers(rondo::producer_type::multi)
+//                .wait(rondo::blocking{})
+//                .stage("decode", decode)
+//                .stage("journal", journal, rondo::after("decode"))
+//                .stage("match", match, rondo::after("decode"))
+//                .stage("reply", reply, rondo::after("journal", "match"))
+//                .build();
+//   d.start();
+//   d.publisher().publish_event([](order& o, std::int64_t seq) { ... });
+//   d.drain();
+//
+// Each stage reads a sequence only after the producers published it and every stage it runs
+// after has passed it; producers gate on the terminal stages (those nobody runs after).
+// Each stage runs on a thread of its own (stage runners are pluggable; coroutine stages are
+// another runner).
+//
+// Lifecycle calls (start, drain, drain_for, close, join) are meant for one owning thread; a
+// mutex makes concurrent misuse an error rather than a race. Handler failures arrive from stage
+// threads at any time.
+
+#include <rondo/core/batch_processor.hpp>
+#include <rondo/core/errors.hpp>
+#include <rondo/core/event_poller.hpp>
+#include <rondo/core/multi_producer_sequencer.hpp>
+#include <rondo/core/ring_buffer.hpp>
+#include <rondo/core/sequence.hpp>
+#include <rondo/core/sequence_barrier.hpp>
+#include <rondo/core/single_producer_sequencer.hpp>
+#include <rondo/core/stage_metrics.hpp>
+#include <rondo/core/wait_strategy.hpp>
+#include <rondo/dsl/publisher.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace rondo {
+
+/// The stages a stage runs after: `rondo::after("decode", "match")`.
+struct after_t {
+  std::vector<std::string> names;
+};
+template <class... Names>
+[[nodiscard]] after_t after(Names&&... names) {
+  return after_t{{std::string(std::forward<Names>(names))...}};
+}
+
+/// What close() reports.
+struct close_report {
+  std::int64_t published = 0;    ///< sequences published (including tombstones)
+  std::int64_t unprocessed = 0;  ///< published sequences not handled by every stage
+};
+
+/// One stage's name, position and counters.
+struct stage_report {
+  std::string name;
+  std::int64_t position = initial_sequence;
+  stage_metrics_snapshot metrics;
+};
+
+namespace detail {
+
+/// What the disruptor needs from a stage, however it runs (thread, poller, coroutine).
+class stage_runner {
+ public:
+  stage_runner() = default;
+  stage_runner(const stage_runner&) = delete;
+  stage_runner& operator=(const stage_runner&) = delete;
+  virtual ~stage_runner() = default;
+  /// Starts the stage; on_failure is called (from the stage's thread) when it halts.
+  virtual void start(std::function<void(const stage_error&)> on_failure) = 0;
+  /// True once the stage will handle nothing more (returned from its loop, or cannot be waited
+  /// for: a poller after alert or past its limit).
+  [[nodiscard]] virtual bool finished() const noexcept = 0;
+  virtual void join() noexcept = 0;
+  [[nodiscard]] virtual sequence& position() noexcept = 0;
+  [[nodiscard]] virtual sequence_barrier& barrier() noexcept = 0;
+  [[nodiscard]] virtual stage_metrics_snapshot metrics() const noexcept = 0;
+};
+
+template <class T, class H>
+class thread_stage_runner final : public stage_runner {
+ public:
+  thread_stage_runner(ring_buffer<T>& ring, const sequencer& seqr,
+                      std::vector<const sequence*> deps, H handler, stage_options opts,
+                      std::string name, bool metrics)
+      : barrier_(seqr, std::move(deps)),
+        proc_(ring, barrier_, std::move(handler), std::move(opts), std::move(name), metrics) {}
+  ~thread_stage_runner() override { join(); }
+
+  void start(std::function<void(const stage_error&)> on_failure) override {
+    thread_ = std::thread([this, cb = std::move(on_failure)] {
+      try {
+        proc_.run();
+      } catch (const stage_error& e) {
+        cb(e);
+      }
+      // Pairs with the acquire load in finished().
+      done_.store(true, std::memory_order_release);
+    });
+  }
+  [[nodiscard]] bool finished() const noexcept override {
+    // Pairs with the release store at the end of the thread.
+    return done_.load(std::memory_order_acquire);
+  }
+  void join() noexcept override {
+    if (thread_.joinable()) thread_.join();
+  }
+  sequence& position() noexcept override { return proc_.position(); }
+  sequence_barrier& barrier() noexcept override { return barrier_; }
+  stage_metrics_snapshot metrics() const noexcept override { return proc_.metrics(); }
+
+ private:
+  sequence_barrier barrier_;
+  batch_processor<T, H> proc_;
+  std::thread thread_;
+  std::atomic<bool> done_{false};
+};
+
+template <class T>
+class poller_stage_runner final : public stage_runner {
+ public:
+  poller_stage_runner(ring_buffer<T>& ring, const sequencer& seqr,
+                      std::vector<const sequence*> deps)
+      : poller_(ring, seqr, std::move(deps)) {}
+  void start(std::function<void(const stage_error&)>) override {}
+  [[nodiscard]] bool finished() const noexcept override {
+    auto& b = const_cast<event_poller<T>&>(poller_).barrier();
+    return b.should_stop(const_cast<event_poller<T>&>(poller_).position().get() + 1);
+  }
+  void join() noexcept override {}
+  sequence& position() noexcept override { return poller_.position(); }
+  sequence_barrier& barrier() noexcept override { return poller_.barrier(); }
+  stage_metrics_snapshot metrics() const noexcept override { return {}; }
+  event_poller<T>& poller() noexcept { return poller_; }
+
+ private:
+  event_poller<T> poller_;
+};
+
+}  // namespace detail
+
+/// A disruptor of events of type T. Move-only; see the file comment for the model.
+template <class T>
+class disruptor {
+  struct state;
+
+ public:
+  class builder;
+
+  disruptor(disruptor&&) noexcept = default;
+  disruptor& operator=(disruptor&&) noexcept = default;
+  /// Closes (if still running) and joins every stage thread. Never throws; never waits for
+  /// anything but in-flight batches.
+  ~disruptor() {
+    if (s_) s_->shutdown_quietly();
+  }
+
+  /// Starts every stage. Throws std::logic_error if already started.
+  void start() { s_->start(); }
+
+  /// The producer handle (thread-safe for producer_type::multi).
+  [[nodiscard]] rondo::publisher<T>& publisher() noexcept { return *s_->pub; }
+
+  /// Stops new reservations, waits until every stage has handled every published event, stops
+  /// the stages. Throws rondo::stage_error if a handler halted the disruptor (before or during
+  /// the drain), std::logic_error if never started, already drained or closed.
+  void drain() { (void)s_->drain_until(wait_strategy::clock::time_point::max()); }
+
+  /// As drain(), giving up after `timeout`: returns false if the stages have not finished by
+  /// then (the disruptor stays draining; call drain_for again, or close()).
+  [[nodiscard]] bool drain_for(std::chrono::nanoseconds timeout) {
+    return s_->drain_until(wait_strategy::clock::now() + timeout);
+  }
+
+  /// Stops new reservations and stops every stage after its in-flight batch; reports how many
+  /// published sequences were not handled by every stage. Producers waiting in reserve() get
+  /// rondo::closed. Throws std::logic_error if already drained or closed. Does not throw a
+  /// handler failure: join() does.
+  close_report close() { return s_->close(); }
+
+  /// Waits for every stage thread to exit (after drain, close or a handler failure), then
+  /// rethrows the first handler failure as rondo::stage_error, if any.
+  void join() { s_->join(); }
+
+  /// The poller stage registered under `name`. Throws std::invalid_argument for an unknown name
+  /// or a name that is not a poller.
+  [[nodiscard]] event_poller<T>& poller(std::string_view name) { return s_->poller(name); }
+
+  /// Names, positions and counters of every stage, in topological order (counters are zero
+  /// unless the builder enabled metrics).
+  [[nodiscard]] std::vector<stage_report> metrics() const { return s_->metrics(); }
+
+  [[nodiscard]] ring_buffer<T>& ring() noexcept { return s_->ring; }
+  [[nodiscard]] const sequencer& sequencer_of() const noexcept { return *s_->seqr; }
+
+ private:
+  explicit disruptor(std::unique_ptr<state> s) : s_(std::move(s)) {}
+
+  enum class phase : std::uint8_t { built, running, draining, drained, closed };
+
+  struct state {
+    state(wait_config w, std::int64_t capacity, producer_type p,
+          const std::function<T(std::int64_t)>& factory)
+        : waits(w), ring(make_ring(capacity, factory)) {
+      if (p == producer_type::single) {
+        single = std::make_unique<single_producer_sequencer>(capacity, waits);
+        seqr = single.get();
+        pub.emplace(ring, *single);
+      } else {
+        multi = std::make_unique<multi_producer_sequencer>(capacity, waits);
+        seqr = multi.get();
+        pub.emplace(ring, *multi);
+      }
+    }
+
+    static ring_buffer<T> make_ring(std::int64_t capacity,
+                                    const std::function<T(std::int64_t)>& factory) {
+      if (factory) return ring_buffer<T>(capacity, factory);
+      if constexpr (std::default_initializable<T>) {
+        return ring_buffer<T>(capacity);
+      } else {
+        throw std::invalid_argument(
+            "the event type is not default-constructible: give the builder an event_factory");
+      }
+    }
+
+    void start() {
+      std::lock_guard lk(lifecycle);
+      if (ph != phase::built) throw std::logic_error("disruptor::start(): already started");
+      ph = phase::running;
+      for (auto& r : runners) {
+        r->start([this](const stage_error& e) { halt(e); });
+      }
+    }
+
+    // Called on a stage thread whose handler failed under the halt policy.
+    void halt(const stage_error& e) {
+      {
+        std::lock_guard lk(failure_mu);
+        if (!failure) failure = e;
+      }
+      // Pairs with the acquire loads in drain_until()/close() waits.
+      halted.store(true, std::memory_order_release);
+      seqr->close();
+      for (auto& r : runners) r->barrier().alert();
+    }
+
+    [[nodiscard]] bool is_halted() const noexcept {
+      // Pairs with the release store in halt().
+      return halted.load(std::memory_order_acquire);
+    }
+
+    [[nodiscard]] bool all_finished() const noexcept {
+      return std::all_of(runners.begin(), runners.end(),
+                         [](const auto& r) { return r->finished(); });
+    }
+
+    // Waits (backing off from yield to 1 ms sleeps) until every stage finished or the deadline.
+    bool wait_finished(wait_strategy::clock::time_point deadline) const {
+      auto pause = std::chrono::microseconds{20};
+      while (!all_finished()) {
+        if (wait_strategy::clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::microseconds{1000});
+      }
+      return true;
+    }
+
+    void join_threads() noexcept {
+      for (auto& r : runners) r->join();
+    }
+
+    void rethrow_failure() {
+      std::lock_guard lk(failure_mu);
+      if (failure) throw *failure;
+    }
+
+    bool drain_until(wait_strategy::clock::time_point deadline) {
+      std::lock_guard lk(lifecycle);
+      switch (ph) {
+        case phase::built:
+          throw std::logic_error("disruptor::drain(): the disruptor was never started");
+        case phase::drained:
+          throw std::logic_error("disruptor::drain(): already drained");
+        case phase::closed:
+          throw std::logic_error("disruptor::drain(): already closed");
+        case phase::running: {
+          ph = phase::draining;
+          seqr->close();
+          final_sequence = seqr->settle();
+          for (auto& r : runners) r->barrier().set_limit(final_sequence);
+          break;
+        }
+        case phase::draining:
+          break;
+      }
+      if (!wait_finished(deadline)) return false;
+      join_threads();
+      ph = phase::drained;
+      rethrow_failure();
+      return true;
+    }
+
+    close_report close() {
+      std::lock_guard lk(lifecycle);
+      if (ph == phase::drained) throw std::logic_error("disruptor::close(): already drained");
+      if (ph == phase::closed) throw std::logic_error("disruptor::close(): already closed");
+      ph = phase::closed;
+      seqr->close();
+      final_sequence = seqr->settle();
+      for (auto& r : runners) r->barrier().alert();
+      (void)wait_finished(wait_strategy::clock::time_point::max());
+      join_threads();
+      close_report rep;
+      rep.published = final_sequence + 1;
+      std::int64_t slowest = final_sequence;
+      for (auto& r : runners) slowest = std::min(slowest, r->position().get());
+      rep.unprocessed = final_sequence - slowest;
+      return rep;
+    }
+
+    void join() {
+      join_threads();
+      rethrow_failure();
+    }
+
+    void shutdown_quietly() noexcept {
+      try {
+        bool need_close = false;
+        {
+          std::lock_guard lk(lifecycle);
+          need_close = ph == phase::running || ph == phase::draining;
+        }
+        if (need_close) (void)close();
+      } catch (...) {
+      }
+      join_threads();
+    }
+
+    event_poller<T>& poller(std::string_view name) {
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        if (names[i] != name) continue;
+        auto* p = dynamic_cast<detail::poller_stage_runner<T>*>(runners[i].get());
+        if (p == nullptr) {
+          throw std::invalid_argument("disruptor::poller(\"" + std::string(name) +
+                                      "\"): that stage is not a poller");
+        }
+        return p->poller();
+      }
+      throw std::invalid_argument("disruptor::poller(\"" + std::string(name) +
+                                  "\"): no stage of that name");
+    }
+
+    std::vector<stage_report> metrics() const {
+      std::vector<stage_report> out;
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        out.push_back({names[i], runners[i]->position().get(), runners[i]->metrics()});
+      }
+      return out;
+    }
+
+    wait_strategy waits;
+    ring_buffer<T> ring;
+    std::unique_ptr<single_producer_sequencer> single;
+    std::unique_ptr<multi_producer_sequencer> multi;
+    sequencer* seqr = nullptr;
+    std::optional<rondo::publisher<T>> pub;
+    std::vector<std::string> names;  // topological order, parallel to runners
+    std::vector<std::unique_ptr<detail::stage_runner>> runners;
+    std::mutex lifecycle;
+    phase ph = phase::built;
+    std::int64_t final_sequence = initial_sequence;
+    std::atomic<bool> halted{false};
+    std::mutex failure_mu;
+    std::optional<stage_error> failure;
+  };
+
+  std::unique_ptr<state> s_;
+};
+
+/// Configures and builds a disruptor. Every error is reported by build() as
+/// std::invalid_argument naming the offending value or stage.
+template <class T>
+class disruptor<T>::builder {
+ public:
+  /// Ring capacity: a power of two >= 1 (default 1024).
+  builder& capacity(std::int64_t n) {
+    capacity_ = n;
+    return *this;
+  }
+  /// producer_type::single (default: one producing thread) or producer_type::multi.
+  builder& producers(producer_type p) {
+    producers_ = p;
+    return *this;
+  }
+  /// The wait strategy of every stage and of producers waiting for capacity (default busy_spin).
+  builder& wait(wait_config w) {
+    wait_ = w;
+    return *this;
+  }
+  /// Per-stage counters (default off).
+  builder& metrics(bool on = true) {
+    metrics_ = on;
+    return *this;
+  }
+  /// Constructs slot i as factory(i) instead of default construction.
+  builder& event_factory(std::function<T(std::int64_t)> f) {
+    factory_ = std::move(f);
+    return *this;
+  }
+
+  /// A stage on its own thread, calling handler(event, sequence, end_of_batch) for every event,
+  /// after the stages named in `deps` (none: right after the producers).
+  template <class H>
+    requires event_handler<H, T>
+  builder& stage(std::string name, H handler, after_t deps = {}, stage_options opts = {}) {
+    auto h = std::make_shared<H>(std::move(handler));
+    specs_.push_back(spec{std::move(name), std::move(deps.names),
+                          [h, opts](ring_buffer<T>& ring, const sequencer& seqr,
+                                    std::vector<const sequence*> d, const std::string& n,
+                                    bool metrics) -> std::unique_ptr<detail::stage_runner> {
+                            return std::make_unique<detail::thread_stage_runner<T, H>>(
+                                ring, seqr, std::move(d), std::move(*h), opts, n, metrics);
+                          }});
+    return *this;
+  }
+  template <class H>
+    requires event_handler<H, T>
+  builder& stage(std::string name, H handler, stage_options opts) {
+    return stage(std::move(name), std::move(handler), after_t{}, std::move(opts));
+  }
+
+  /// A stage driven by the user's calls to disruptor::poller(name).poll(handler).
+  builder& poller(std::string name, after_t deps = {}) {
+    specs_.push_back(spec{std::move(name), std::move(deps.names),
+                          [](ring_buffer<T>& ring, const sequencer& seqr,
+                             std::vector<const sequence*> d, const std::string&,
+                             bool) -> std::unique_ptr<detail::stage_runner> {
+                            return std::make_unique<detail::poller_stage_runner<T>>(
+                                ring, seqr, std::move(d));
+                          }});
+    return *this;
+  }
+
+  /// Validates the topology and builds the disruptor (not started). Throws
+  /// std::invalid_argument for: a capacity that is not a power of two, no stages, an empty or
+  /// duplicate stage name, a dependency on an unknown stage, a dependency cycle. A builder builds
+  /// once (std::logic_error after).
+  disruptor build() {
+    if (used_) throw std::logic_error("disruptor::builder::build(): this builder was already used");
+    detail::validate_capacity(capacity_);
+    if (specs_.empty()) {
+      throw std::invalid_argument("disruptor has no stages: add at least one stage() or poller()");
+    }
+    std::map<std::string, std::size_t, std::less<>> index;
+    for (std::size_t i = 0; i < specs_.size(); ++i) {
+      if (specs_[i].name.empty()) {
+        throw std::invalid_argument("stage #" + std::to_string(i) + " has an empty name");
+      }
+      if (!index.emplace(specs_[i].name, i).second) {
+        throw std::invalid_argument("duplicate stage name '" + specs_[i].name + "'");
+      }
+    }
+    std::vector<std::vector<std::size_t>> deps(specs_.size());
+    for (std::size_t i = 0; i < specs_.size(); ++i) {
+      for (const auto& d : specs_[i].deps) {
+        auto it = index.find(d);
+        if (it == index.end()) {
+          throw std::invalid_argument("stage '" + specs_[i].name + "' runs after unknown stage '" +
+                                      d + "'");
+        }
+        if (std::find(deps[i].begin(), deps[i].end(), it->second) == deps[i].end()) {
+          deps[i].push_back(it->second);
+        }
+      }
+    }
+    const std::vector<std::size_t> order = topological_order(deps);
+
+    used_ = true;
+    auto st = std::make_unique<state>(wait_, capacity_, producers_, factory_);
+    std::vector<std::size_t> slot(specs_.size());
+    std::vector<bool> has_dependent(specs_.size(), false);
+    for (std::size_t i : order) {
+      std::vector<const sequence*> dep_seqs;
+      for (std::size_t d : deps[i]) {
+        dep_seqs.push_back(&st->runners[slot[d]]->position());
+        has_dependent[d] = true;
+      }
+      slot[i] = st->runners.size();
+      st->names.push_back(specs_[i].name);
+      st->runners.push_back(
+          specs_[i].make(st->ring, *st->seqr, std::move(dep_seqs), specs_[i].name, metrics_));
+    }
+    for (std::size_t i = 0; i < specs_.size(); ++i) {
+      if (!has_dependent[i]) st->seqr->add_gating_sequence(st->runners[slot[i]]->position());
+    }
+    return disruptor(std::move(st));
+  }
+
+ private:
+  using factory_fn = std::function<std::unique_ptr<detail::stage_runner>(
+      ring_buffer<T>&, const sequencer&, std::vector<const sequence*>, const std::string&, bool)>;
+  struct spec {
+    std::string name;
+    std::vector<std::string> deps;
+    factory_fn make;
+  };
+
+  // Depth-first topological sort; a back edge is a cycle, reported with its path.
+  std::vector<std::size_t> topological_order(const std::vector<std::vector<std::size_t>>& deps) const {
+    enum class mark : std::uint8_t { none, active, done };
+    std::vector<mark> marks(deps.size(), mark::none);
+    std::vector<std::size_t> order;
+    std::vector<std::size_t> path;
+    std::function<void(std::size_t)> visit = [&](std::size_t i) {
+      if (marks[i] == mark::done) return;
+      if (marks[i] == mark::active) {
+        std::string cycle;
+        auto from = std::find(path.begin(), path.end(), i);
+        for (auto it = from; it != path.end(); ++it) cycle += specs_[*it].name + " -> ";
+        cycle += specs_[i].name;
+        throw std::invalid_argument("dependency cycle: " + cycle);
+      }
+      marks[i] = mark::active;
+      path.push_back(i);
+      for (std::size_t d : deps[i]) visit(d);
+      path.pop_back();
+      marks[i] = mark::done;
+      order.push_back(i);
+    };
+    for (std::size_t i = 0; i < deps.size(); ++i) visit(i);
+    return order;
+  }
+
+  std::int64_t capacity_ = 1024;
+  producer_type producers_ = producer_type::single;
+  wait_config wait_ = busy_spin{};
+  bool metrics_ = false;
+  std::function<T(std::int64_t)> factory_;
+  std::vector<spec> specs_;
+  bool used_ = false;
+};
+
+}  // namespace rondo

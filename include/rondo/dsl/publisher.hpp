@@ -1,0 +1,189 @@
+#pragma once
+// The producer side of a disruptor: reserve slots, fill them in place, publish.
+//
+//   auto c = pub.reserve(4);                 // claims 4 consecutive sequences
+//   for (auto [seq, ev] : c) ev = make(seq);  // writes the events in the ring
+//   c.publish();                             // handlers may now see them
+//
+// A claim dropped without publish() (for instance because filling it threw) is given back:
+// with a single producer the sequences are reused by the next reserve; with several producers
+// they are published as tombstones that every handler skips. Either way the ring never stalls
+// and no handler sees an unfinished event.
+
+#include <rondo/core/multi_producer_sequencer.hpp>
+#include <rondo/core/ring_buffer.hpp>
+#include <rondo/core/single_producer_sequencer.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+
+namespace rondo {
+
+template <class T>
+class publisher;
+
+/// Consecutive slots reserved by one producer, to fill and then publish(). Move-only.
+/// Thread-safety: use a claim from one thread.
+template <class T>
+class [[nodiscard]] claim {
+ public:
+  /// One slot of a claim, as iteration yields it: `for (auto [seq, ev] : c)`.
+  struct entry {
+    std::int64_t sequence;
+    T& event;
+  };
+
+  class iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = entry;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    iterator(ring_buffer<T>* r, std::int64_t s) : ring_(r), seq_(s) {}
+    entry operator*() const { return {seq_, (*ring_)[seq_]}; }
+    iterator& operator++() {
+      ++seq_;
+      return *this;
+    }
+    iterator operator++(int) {
+      auto old = *this;
+      ++seq_;
+      return old;
+    }
+    bool operator==(const iterator& o) const { return seq_ == o.seq_; }
+
+   private:
+    ring_buffer<T>* ring_ = nullptr;
+    std::int64_t seq_ = 0;
+  };
+
+  claim(claim&& o) noexcept : pub_(std::exchange(o.pub_, nullptr)), lo_(o.lo_), hi_(o.hi_) {}
+  claim& operator=(claim&& o) noexcept {
+    if (this != &o) {
+      release();
+      pub_ = std::exchange(o.pub_, nullptr);
+      lo_ = o.lo_;
+      hi_ = o.hi_;
+    }
+    return *this;
+  }
+  claim(const claim&) = delete;
+  claim& operator=(const claim&) = delete;
+  /// Gives an unpublished claim back (see the file comment).
+  ~claim() { release(); }
+
+  /// The i-th slot of the claim, i in [0, size()). Unchecked.
+  T& operator[](std::size_t i) const noexcept { return (*pub_->ring_)[lo_ + std::int64_t(i)]; }
+  /// The slot of sequence seq in [first(), last()]. Throws std::out_of_range otherwise.
+  T& at_sequence(std::int64_t seq) const {
+    if (seq < lo_ || seq > hi_) {
+      throw std::out_of_range("claim::at_sequence(" + std::to_string(seq) + "): outside [" +
+                              std::to_string(lo_) + ", " + std::to_string(hi_) + "]");
+    }
+    return (*pub_->ring_)[seq];
+  }
+
+  [[nodiscard]] std::int64_t first() const noexcept { return lo_; }
+  [[nodiscard]] std::int64_t last() const noexcept { return hi_; }
+  [[nodiscard]] std::size_t size() const noexcept { return std::size_t(hi_ - lo_ + 1); }
+  [[nodiscard]] bool is_open() const noexcept { return pub_ != nullptr; }
+
+  iterator begin() const noexcept { return {pub_ ? pub_->ring_ : nullptr, lo_}; }
+  iterator end() const noexcept { return {pub_ ? pub_->ring_ : nullptr, hi_ + 1}; }
+
+  /// Makes the events visible to handlers. Throws std::logic_error if already published.
+  void publish() {
+    if (pub_ == nullptr) throw std::logic_error("claim::publish(): the claim is not open (already published or moved from)");
+    std::exchange(pub_, nullptr)->publish_range(lo_, hi_);
+  }
+
+ private:
+  friend class publisher<T>;
+  claim(publisher<T>* p, std::int64_t lo, std::int64_t hi) noexcept : pub_(p), lo_(lo), hi_(hi) {}
+
+  void release() noexcept {
+    if (pub_ != nullptr) std::exchange(pub_, nullptr)->abandon_range(lo_, hi_);
+  }
+
+  publisher<T>* pub_;
+  std::int64_t lo_;
+  std::int64_t hi_;
+};
+
+/// Reserves and publishes events into one disruptor's ring.
+///
+/// Thread-safety: with producer_type::multi any number of threads may use one publisher
+/// concurrently; with producer_type::single one thread at a time, and at most one open claim.
+///
+/// Errors: n outside [1, capacity] -> std::invalid_argument; after drain/close/halt (also while
+/// waiting) -> rondo::closed; a second open claim with a single producer -> std::logic_error.
+template <class T>
+class publisher {
+ public:
+  publisher(ring_buffer<T>& ring, single_producer_sequencer& s) noexcept
+      : ring_(&ring), single_(&s), multi_(nullptr) {}
+  publisher(ring_buffer<T>& ring, multi_producer_sequencer& m) noexcept
+      : ring_(&ring), single_(nullptr), multi_(&m) {}
+  publisher(const publisher&) = delete;
+  publisher& operator=(const publisher&) = delete;
+
+  /// Claims n consecutive slots, waiting (with the disruptor's wait strategy) while the ring
+  /// is full.
+  claim<T> reserve(std::int64_t n = 1) {
+    const std::int64_t hi = single_ ? single_->reserve(n) : multi_->reserve(n);
+    return claim<T>(this, hi - n + 1, hi);
+  }
+
+  /// Claims n slots if they are free now; nullopt if the ring lacks capacity.
+  std::optional<claim<T>> try_reserve(std::int64_t n = 1) {
+    const auto hi = single_ ? single_->try_reserve(n) : multi_->try_reserve(n);
+    if (!hi) return std::nullopt;
+    return claim<T>(this, *hi - n + 1, *hi);
+  }
+
+  /// As reserve(), giving up after `timeout` (nullopt).
+  std::optional<claim<T>> reserve_for(std::int64_t n, std::chrono::nanoseconds timeout) {
+    const auto deadline = wait_strategy::clock::now() + timeout;
+    const auto hi =
+        single_ ? single_->reserve_until(n, deadline) : multi_->reserve_until(n, deadline);
+    if (!hi) return std::nullopt;
+    return claim<T>(this, *hi - n + 1, *hi);
+  }
+
+  /// Reserves one slot, calls fill(event, sequence), publishes. If fill throws, the claim is
+  /// given back and the exception propagates.
+  template <class Fill>
+  void publish_event(Fill&& fill) {
+    auto c = reserve(1);
+    fill(c[0], c.first());
+    c.publish();
+  }
+
+  /// Free slots now (a snapshot).
+  [[nodiscard]] std::int64_t remaining_capacity() const noexcept {
+    return single_ ? single_->remaining_capacity() : multi_->remaining_capacity();
+  }
+
+  [[nodiscard]] std::int64_t capacity() const noexcept { return ring_->capacity(); }
+
+ private:
+  friend class claim<T>;
+
+  void publish_range(std::int64_t lo, std::int64_t hi) noexcept {
+    if (single_) single_->publish(lo, hi); else multi_->publish(lo, hi);
+  }
+  void abandon_range(std::int64_t lo, std::int64_t hi) noexcept {
+    if (single_) single_->abandon(lo, hi); else multi_->abandon(lo, hi);
+  }
+
+  ring_buffer<T>* ring_;
+  single_producer_sequencer* single_;
+  multi_producer_sequencer* multi_;
+};
+
+}  // namespace rondo

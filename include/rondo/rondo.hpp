@@ -1,0 +1,18 @@
+#pragma once
+// Umbrella header: everything a rondo user names.
+
+#include <rondo/core/batch_processor.hpp>
+#include <rondo/core/error_policy.hpp>
+#include <rondo/core/errors.hpp>
+#include <rondo/core/event_handler.hpp>
+#include <rondo/core/event_poller.hpp>
+#include <rondo/core/multi_producer_sequencer.hpp>
+#include <rondo/core/ring_buffer.hpp>
+#include <rondo/core/sequence.hpp>
+#include <rondo/core/sequence_barrier.hpp>
+#include <rondo/core/sequencer.hpp>
+#include <rondo/core/single_producer_sequencer.hpp>
+#include <rondo/core/stage_metrics.hpp>
+#include <rondo/core/wait_strategy.hpp>
+#include <rondo/disruptor.hpp>
+#include <rondo/dsl/publisher.hpp>
