@@ -39,7 +39,12 @@ class single_producer_sequencer final : public sequencer {
     const std::int64_t hi = next_ + n;
     if (!has_capacity_cached(hi)) {
       cached_gating_ = minimum_gating_sequence(next_);
-      if (hi - capacity_ > cached_gating_) return std::nullopt;
+      if (hi - capacity_ > cached_gating_) {
+        // A closed ring answers "closed", not "full": the producer must learn to stop.
+        // Relaxed: advisory; claim() holds the authoritative check.
+        if (closed_.load(std::memory_order_relaxed)) throw_closed();
+        return std::nullopt;
+      }
     }
     return claim(hi);
   }

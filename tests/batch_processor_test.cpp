@@ -1,0 +1,153 @@
+#include <rondo/core/batch_processor.hpp>
+#include <rondo/core/multi_producer_sequencer.hpp>
+#include <rondo/core/single_producer_sequencer.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <thread>
+#include <vector>
+
+namespace {
+struct recording_handler {
+  std::vector<std::int64_t>* seen;
+  std::vector<std::int64_t>* batch_sizes;
+  std::vector<std::int64_t>* ends;
+  int* starts;
+  int* shutdowns;
+  void operator()(std::int64_t& v, std::int64_t seq, bool end_of_batch) {
+    CHECK(v == seq * 3);
+    seen->push_back(seq);
+    if (end_of_batch) ends->push_back(seq);
+  }
+  void on_start() { ++*starts; }
+  void on_shutdown() { ++*shutdowns; }
+  void on_batch_start(std::int64_t n) { batch_sizes->push_back(n); }
+};
+}  // namespace
+
+TEST_CASE("processor hands every event once, in order, in bounded batches, with hooks",
+          "[batch_processor][deterministic]") {
+  rondo::wait_strategy w{rondo::yielding{}};
+  rondo::ring_buffer<std::int64_t> ring(16);
+  rondo::single_producer_sequencer s(16, w);
+  rondo::sequence_barrier b(s);
+  std::vector<std::int64_t> seen, sizes, ends;
+  int starts = 0, shutdowns = 0;
+  rondo::batch_processor proc(ring, b, recording_handler{&seen, &sizes, &ends, &starts, &shutdowns},
+                              rondo::stage_options{.max_batch = 4}, "rec", true);
+  s.add_gating_sequence(proc.position());
+  // Publish 10 before the processor runs: it must cut them into batches of <= 4.
+  const auto hi = s.reserve(10);
+  for (std::int64_t q = 0; q <= hi; ++q) ring[q] = q * 3;
+  s.publish(0, hi);
+  b.set_limit(9);
+  proc.run();
+  CHECK(seen == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  CHECK(sizes == std::vector<std::int64_t>{4, 4, 2});
+  CHECK(ends == std::vector<std::int64_t>{3, 7, 9});
+  CHECK(starts == 1);
+  CHECK(shutdowns == 1);
+  CHECK(proc.position().get() == 9);
+  const auto m = proc.metrics();
+  CHECK(m.events == 10);
+  CHECK(m.batches == 3);
+  CHECK(m.mean_batch() == Approx(10.0 / 3));
+}
+
+TEST_CASE("processor halts on a throwing handler and names stage and sequence",
+          "[batch_processor][deterministic]") {
+  rondo::wait_strategy w;
+  rondo::ring_buffer<int> ring(8);
+  rondo::single_producer_sequencer s(8, w);
+  rondo::sequence_barrier b(s);
+  rondo::batch_processor proc(ring, b, [](int&, std::int64_t seq, bool) {
+    if (seq == 3) throw std::runtime_error("bad order");
+  }, {}, "decode");
+  s.publish(0, s.reserve(6));
+  try {
+    proc.run();
+    FAIL("run() returned normally");
+  } catch (const rondo::stage_error& e) {
+    CHECK(e.stage() == "decode");
+    CHECK(e.sequence() == 3);
+    CHECK(std::string(e.what()) == "stage 'decode' failed at sequence 3: bad order");
+  }
+  CHECK(proc.position().get() == 2);  // everything before the failure is handled
+  CHECK(b.alerted());
+}
+
+TEST_CASE("skip and callback policies go on", "[batch_processor][deterministic]") {
+  rondo::wait_strategy w;
+  rondo::ring_buffer<int> ring(8);
+  rondo::single_producer_sequencer s(8, w);
+  std::vector<std::int64_t> failed;
+  for (auto policy : {rondo::error_policy::skip(),
+                      rondo::error_policy::call([&](const rondo::stage_failure& f) {
+                        CHECK(f.stage == "p");
+                        failed.push_back(f.sequence);
+                      })}) {
+    rondo::sequence_barrier b(s);
+    int handled = 0;
+    rondo::batch_processor proc(ring, b, [&](int&, std::int64_t seq, bool) {
+      if (seq % 2 == 1) throw std::runtime_error("odd");
+      ++handled;
+    }, rondo::stage_options{.errors = policy}, "p", true);
+    if (s.cursor().get() < 0) s.publish(0, s.reserve(6));
+    b.set_limit(5);
+    proc.run();
+    CHECK(handled == 3);
+    CHECK(proc.position().get() == 5);
+    CHECK(proc.metrics().errors_skipped == 3);
+  }
+  CHECK(failed == std::vector<std::int64_t>{1, 3, 5});
+}
+
+TEST_CASE("a throwing error callback halts", "[batch_processor][deterministic]") {
+  rondo::wait_strategy w;
+  rondo::ring_buffer<int> ring(8);
+  rondo::single_producer_sequencer s(8, w);
+  rondo::sequence_barrier b(s);
+  rondo::batch_processor proc(
+      ring, b, [](int&, std::int64_t, bool) { throw std::runtime_error("first"); },
+      rondo::stage_options{.errors = rondo::error_policy::call(
+                               [](const rondo::stage_failure&) { throw std::logic_error("second"); })},
+      "q");
+  s.publish(0, s.reserve(1));
+  CHECK_THROWS_WITH(proc.run(), "stage 'q' failed at sequence 0: second");
+}
+
+TEST_CASE("processor skips tombstones and reports end_of_batch on the last real event",
+          "[batch_processor][deterministic]") {
+  rondo::wait_strategy w;
+  rondo::ring_buffer<int> ring(8);
+  rondo::multi_producer_sequencer s(8, w);
+  rondo::sequence_barrier b(s);
+  std::vector<std::int64_t> seen, ends;
+  rondo::batch_processor proc(ring, b, [&](int&, std::int64_t seq, bool eob) {
+    seen.push_back(seq);
+    if (eob) ends.push_back(seq);
+  }, {}, "t", true);
+  const auto a = s.reserve(2);  // [0, 1]
+  const auto c = s.reserve(2);  // [2, 3]
+  const auto d = s.reserve(1);  // [4]
+  s.publish(0, a);
+  s.abandon(2, c);
+  s.abandon(4, d);
+  b.set_limit(4);
+  proc.run();
+  CHECK(seen == std::vector<std::int64_t>{0, 1});
+  CHECK(ends == std::vector<std::int64_t>{1});
+  CHECK(proc.position().get() == 4);
+  CHECK(proc.metrics().tombstones == 3);
+}
+
+TEST_CASE("negative max_batch is rejected", "[batch_processor][deterministic]") {
+  rondo::wait_strategy w;
+  rondo::ring_buffer<int> ring(8);
+  rondo::single_producer_sequencer s(8, w);
+  rondo::sequence_barrier b(s);
+  auto h = [](int&, std::int64_t, bool) {};
+  using proc_t = rondo::batch_processor<int, decltype(h)>;
+  CHECK_THROWS_WITH(proc_t(ring, b, h, rondo::stage_options{.max_batch = -3}, "m"),
+                    "stage 'm': max_batch -3 is negative");
+}

@@ -1,0 +1,267 @@
+#include <rondo/disruptor.hpp>
+
+#include "support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using rondo_test::event;
+
+namespace {
+auto noop = [](event&, std::int64_t, bool) {};
+}
+
+TEST_CASE("build() rejects bad topologies with clear errors", "[disruptor][deterministic]") {
+  using b = rondo::disruptor<event>::builder;
+  CHECK_THROWS_WITH(b().capacity(100).stage("a", noop).build(),
+                    "ring capacity 100 is not a power of two");
+  CHECK_THROWS_WITH(b().build(), Catch::Contains("no stages"));
+  CHECK_THROWS_WITH(b().stage("a", noop).stage("a", noop).build(), "duplicate stage name 'a'");
+  CHECK_THROWS_WITH(b().stage("", noop).build(), Catch::Contains("empty name"));
+  CHECK_THROWS_WITH(b().stage("a", noop, rondo::after("x")).build(),
+                    "stage 'a' runs after unknown stage 'x'");
+  CHECK_THROWS_WITH(b().stage("a", noop, rondo::after("a")).build(), "dependency cycle: a -> a");
+  CHECK_THROWS_WITH(b().stage("a", noop, rondo::after("c"))
+                        .stage("b", noop, rondo::after("a"))
+                        .stage("c", noop, rondo::after("b"))
+                        .build(),
+                    "dependency cycle: a -> c -> b -> a");
+  auto used = b();
+  used.stage("a", noop);
+  auto d = used.build();
+  CHECK_THROWS_AS(used.build(), std::logic_error);
+  CHECK_THROWS_AS(d.poller("a"), std::invalid_argument);
+  CHECK_THROWS_AS(d.poller("nope"), std::invalid_argument);
+}
+
+TEST_CASE("lifecycle misuse is a clear error", "[disruptor][deterministic]") {
+  auto d = rondo::disruptor<event>::builder().stage("a", noop).build();
+  CHECK_THROWS_WITH(d.drain(), Catch::Contains("never started"));
+  d.start();
+  CHECK_THROWS_WITH(d.start(), Catch::Contains("already started"));
+  d.drain();
+  CHECK_THROWS_WITH(d.drain(), Catch::Contains("already drained"));
+  CHECK_THROWS_WITH(d.close(), Catch::Contains("already drained"));
+  CHECK_THROWS_AS(d.publisher().reserve(1), rondo::closed);
+
+  auto e = rondo::disruptor<event>::builder().stage("a", noop).build();
+  e.start();
+  (void)e.close();
+  CHECK_THROWS_WITH(e.close(), Catch::Contains("already closed"));
+  CHECK_THROWS_WITH(e.drain(), Catch::Contains("already closed"));
+  CHECK_THROWS_AS(e.publisher().try_reserve(1), rondo::closed);
+}
+
+TEST_CASE("a diamond handles every event once, in order, after its dependencies",
+          "[disruptor][deterministic]") {
+  rondo_test::stage_record a(1), b(1), c(1);
+  b.deps = {&a};
+  c.deps = {&a, &b};
+  auto d = rondo::disruptor<event>::builder()
+               .capacity(64)
+               .wait(rondo::yielding{})
+               .stage("a", [&](event& e, std::int64_t s, bool) { a.on_event(e, s); })
+               .stage("b", [&](event& e, std::int64_t s, bool) { b.on_event(e, s); },
+                      rondo::after("a"))
+               .stage("c", [&](event& e, std::int64_t s, bool) { c.on_event(e, s); },
+                      rondo::after("a", "b"))
+               .build();
+  d.start();
+  for (std::int64_t i = 0; i < 5000; ++i) {
+    d.publisher().publish_event([i](event& e, std::int64_t) { e.fill(0, i); });
+  }
+  d.drain();
+  for (auto* r : {&a, &b, &c}) {
+    CHECK(r->handled == 5000);
+    CHECK(r->errors == 0);
+    CHECK(r->first_error.empty());
+  }
+}
+
+TEST_CASE("drain handles everything published, then stops; reserve after is closed",
+          "[disruptor][deterministic]") {
+  for (rondo::wait_config cfg : {rondo::wait_config{rondo::yielding{}},
+                                 rondo::wait_config{rondo::blocking{}},
+                                 rondo::wait_config{rondo::sleeping{}}}) {
+    std::atomic<std::int64_t> count{0};
+    auto d = rondo::disruptor<event>::builder()
+                 .capacity(16)
+                 .wait(cfg)
+                 .stage("slow",
+                        [&](event&, std::int64_t, bool) {
+                          // Relaxed: read after drain joined this thread.
+                          count.fetch_add(1, std::memory_order_relaxed);
+                        })
+                 .build();
+    // Published before start: drain must still handle them.
+    for (int i = 0; i < 10; ++i) d.publisher().publish_event([](event&, std::int64_t) {});
+    d.start();
+    for (int i = 0; i < 500; ++i) d.publisher().publish_event([](event&, std::int64_t) {});
+    CHECK(d.drain_for(30s));
+    CHECK(count.load(std::memory_order_relaxed) == 510);
+    CHECK_THROWS_AS(d.publisher().reserve(1), rondo::closed);
+  }
+}
+
+TEST_CASE("drain_for times out while a poller does not poll, then completes",
+          "[disruptor][deterministic]") {
+  auto d = rondo::disruptor<event>::builder().capacity(8).poller("p").build();
+  d.start();
+  d.publisher().publish_event([](event& e, std::int64_t) { e.fill(0, 0); });
+  CHECK_FALSE(d.drain_for(2ms));
+  auto& p = d.poller("p");
+  int got = 0;
+  CHECK(p.poll([&](event&, std::int64_t, bool) { return ++got > 0; }) ==
+        rondo::poll_state::processing);
+  CHECK(p.poll([&](event&, std::int64_t, bool) { return true; }) == rondo::poll_state::stopped);
+  CHECK(d.drain_for(5s));
+  CHECK(got == 1);
+}
+
+TEST_CASE("close wakes a producer blocked on a full ring and reports unprocessed events",
+          "[disruptor][deterministic]") {
+  for (rondo::wait_config cfg : {rondo::wait_config{rondo::yielding{}},
+                                 rondo::wait_config{rondo::blocking{}}}) {
+    std::atomic<bool> release{false};
+    auto d = rondo::disruptor<event>::builder()
+                 .capacity(4)
+                 .wait(cfg)
+                 .stage("stuck",
+                        [&](event&, std::int64_t, bool) {
+                          // Pairs with the release store below: hold the stage until then.
+                          while (!release.load(std::memory_order_acquire)) std::this_thread::yield();
+                        })
+                 .build();
+    d.start();
+    for (int i = 0; i < 4; ++i) d.publisher().publish_event([](event&, std::int64_t) {});
+    std::atomic<int> producer_outcome{0};
+    std::thread producer([&] {
+      try {
+        d.publisher().publish_event([](event&, std::int64_t) {});
+        producer_outcome.store(1, std::memory_order_relaxed);  // read after join
+      } catch (const rondo::closed&) {
+        producer_outcome.store(2, std::memory_order_relaxed);  // read after join
+      }
+    });
+    // The producer is (or will be) blocked: the ring holds 4 and the stage holds event 0.
+    std::thread closer([&] {
+      const auto rep = d.close();
+      CHECK(rep.published == 4);
+      // The stage finishes its in-flight batch after we let it go; what remains is reported.
+      CHECK(rep.unprocessed >= 0);
+      CHECK(rep.unprocessed <= 4);
+    });
+    // Let the stage go only once close() has begun, so it finishes with events left.
+    while (!d.sequencer_of().is_closed()) std::this_thread::yield();
+    // Pairs with the acquire load in the handler.
+    release.store(true, std::memory_order_release);
+    closer.join();
+    producer.join();
+    CHECK(producer_outcome.load(std::memory_order_relaxed) == 2);
+  }
+}
+
+TEST_CASE("a throwing handler halts the disruptor; drain rethrows with stage and sequence",
+          "[disruptor][deterministic]") {
+  std::atomic<std::int64_t> downstream_max{-1};
+  auto d = rondo::disruptor<event>::builder()
+               .capacity(8)
+               .wait(rondo::blocking{})
+               .stage("decode",
+                      [](event&, std::int64_t seq, bool) {
+                        if (seq == 20) throw std::runtime_error("malformed");
+                      })
+               .stage("reply",
+                      [&](event&, std::int64_t seq, bool) {
+                        // Relaxed: read after join.
+                        downstream_max.store(seq, std::memory_order_relaxed);
+                      },
+                      rondo::after("decode"))
+               .build();
+  d.start();
+  int published = 0;
+  try {
+    for (; published < 1000; ++published) {
+      d.publisher().publish_event([](event&, std::int64_t) {});
+    }
+  } catch (const rondo::closed&) {
+  }
+  CHECK(published < 1000);  // the halt closed the ring under the producer
+  try {
+    d.drain();
+    FAIL("drain() did not rethrow");
+  } catch (const rondo::stage_error& e) {
+    CHECK(e.stage() == "decode");
+    CHECK(e.sequence() == 20);
+    CHECK(std::string(e.what()) == "stage 'decode' failed at sequence 20: malformed");
+  }
+  CHECK(downstream_max.load(std::memory_order_relaxed) == 19);  // never past the failure
+  CHECK_THROWS_AS(d.join(), rondo::stage_error);
+}
+
+TEST_CASE("join rethrows a halt; skip policy keeps going; metrics count",
+          "[disruptor][deterministic]") {
+  auto d = rondo::disruptor<event>::builder()
+               .capacity(8)
+               .wait(rondo::yielding{})
+               .metrics()
+               .stage("lenient",
+                      [](event&, std::int64_t seq, bool) {
+                        if (seq % 10 == 0) throw std::runtime_error("skip me");
+                      },
+                      rondo::stage_options{.errors = rondo::error_policy::skip()})
+               .stage("strict",
+                      [](event&, std::int64_t seq, bool) {
+                        if (seq == 55) throw std::runtime_error("stop");
+                      },
+                      rondo::after("lenient"))
+               .build();
+  d.start();
+  try {
+    for (int i = 0; i < 100; ++i) d.publisher().publish_event([](event&, std::int64_t) {});
+  } catch (const rondo::closed&) {
+  }
+  CHECK_THROWS_WITH(d.join(), "stage 'strict' failed at sequence 55: stop");
+  const auto m = d.metrics();
+  REQUIRE(m.size() == 2);
+  CHECK(m[0].name == "lenient");
+  CHECK(m[0].metrics.errors_skipped >= 6);
+  CHECK(m[0].metrics.events >= 56);
+  CHECK(m[0].metrics.batches >= 1);
+  CHECK(m[1].position == 54);
+}
+
+TEST_CASE("destroying a running disruptor does not hang", "[disruptor][deterministic]") {
+  for (rondo::wait_config cfg : {rondo::wait_config{rondo::busy_spin{}},
+                                 rondo::wait_config{rondo::blocking{}}}) {
+    auto d = rondo::disruptor<event>::builder()
+                 .wait(cfg)
+                 .stage("a", noop)
+                 .stage("b", noop, rondo::after("a"))
+                 .build();
+    d.start();
+    d.publisher().publish_event([](event&, std::int64_t) {});
+  }
+  SUCCEED("destructors returned");
+}
+
+TEST_CASE("events without a default constructor need a factory", "[disruptor][deterministic]") {
+  struct tagged {
+    explicit tagged(std::int64_t t) : tag(t) {}
+    std::int64_t tag;
+  };
+  auto b = rondo::disruptor<tagged>::builder();
+  b.stage("a", [](tagged&, std::int64_t, bool) {});
+  CHECK_THROWS_WITH(b.build(), Catch::Contains("event_factory"));
+  auto d = rondo::disruptor<tagged>::builder()
+               .event_factory([](std::int64_t i) { return tagged{i}; })
+               .capacity(4)
+               .stage("a", [](tagged&, std::int64_t, bool) {})
+               .build();
+  CHECK(d.ring()[3].tag == 3);
+}
