@@ -16,23 +16,13 @@
 #include <thread>
 #include <vector>
 
-#if defined(__SANITIZE_THREAD__)
-#define RONDO_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RONDO_TEST_TSAN 1
-#endif
-#endif
-#ifndef RONDO_TEST_TSAN
-#define RONDO_TEST_TSAN 0
-#endif
 
 using rondo_test::event;
 using rondo_test::stage_record;
 
 namespace {
 
-constexpr std::int64_t scale = RONDO_TEST_TSAN ? 4 : 1;
+constexpr std::int64_t scale = RONDO_TSAN ? 4 : 1;
 
 struct topology {
   std::vector<std::vector<int>> deps;  // deps[i] are stages < i
@@ -148,7 +138,7 @@ void run_topology(const topology& t) {
 
 TEST_CASE("random topologies: exactly once, in order, after dependencies", "[disruptor][stress]") {
   std::mt19937_64 rng(20261127);
-  const int configs = RONDO_TEST_TSAN ? 24 : 48;
+  const int configs = RONDO_TSAN ? 24 : 48;
   for (int i = 0; i < configs; ++i) run_topology(random_topology(rng));
 }
 
@@ -172,7 +162,7 @@ TEST_CASE("every wait strategy on a ring of 2 with 4 producers", "[disruptor][st
 // drain: every publish that returned is handled by every stage. close: the report is exact.
 TEST_CASE("drain and close racing with blocked producers", "[disruptor][stress]") {
   std::mt19937_64 rng(77);
-  const int rounds = RONDO_TEST_TSAN ? 20 : 60;
+  const int rounds = RONDO_TSAN ? 20 : 60;
   for (int round = 0; round < rounds; ++round) {
     const bool use_drain = round % 2 == 0;
     const bool multi = round % 4 < 2;
@@ -236,7 +226,7 @@ TEST_CASE("drain and close racing with blocked producers", "[disruptor][stress]"
 // while another thread closes and settles. Forbidden outcome: a publish that succeeded beyond the
 // final sequence settle() returned (it would be published but never handled). Required: zero.
 TEST_CASE("litmus: no publish lands after close settles", "[sequencer][litmus]") {
-  const int rounds = RONDO_TEST_TSAN ? 300 : 2000;
+  const int rounds = RONDO_TSAN ? 300 : 2000;
   long forbidden = 0;
   for (int r = 0; r < rounds; ++r) {
     rondo::wait_strategy w{rondo::yielding{}};

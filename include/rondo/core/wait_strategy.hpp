@@ -160,7 +160,7 @@ class wait_strategy {
       // Announce ourselves before the final check; the RMW plus fence F1 pair with fence F2 in
       // signal_blocked() (see the file comment).
       waiters_.fetch_add(1, std::memory_order_seq_cst);
-      std::atomic_thread_fence(std::memory_order_seq_cst);
+      detail::seq_cst_fence();
       wait_status st;
       if (ready()) {
         st = wait_status::ready;
@@ -190,7 +190,7 @@ class wait_strategy {
   void signal_blocked() noexcept {
     // F2: orders the caller's preceding sequence store before the load of waiters_; pairs with
     // F1 in block().
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    detail::seq_cst_fence();
     if (waiters_.load(std::memory_order_relaxed) != 0) wake_all();
   }
 

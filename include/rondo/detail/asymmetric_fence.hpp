@@ -10,6 +10,8 @@
 // Where membarrier is unavailable (seccomp, very old kernels) light() becomes a real seq_cst
 // fence, decided once per process.
 
+#include <rondo/detail/config.hpp>
+
 #include <atomic>
 #include <mutex>
 
@@ -37,7 +39,7 @@ class asymmetric_fence {
   static void light() noexcept {
     // Set once in init() before this thread started; see there.
     if (need_real_fence_flag().load(std::memory_order_relaxed)) {
-      std::atomic_thread_fence(std::memory_order_seq_cst);
+      seq_cst_fence();
     } else {
       std::atomic_signal_fence(std::memory_order_seq_cst);
     }
@@ -50,7 +52,7 @@ class asymmetric_fence {
     if (!need_real_fence_flag().load(std::memory_order_relaxed)) {
       ::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
     }
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    seq_cst_fence();
   }
 
  private:

@@ -1,6 +1,18 @@
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+
+#if defined(__SANITIZE_THREAD__)
+#define RONDO_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RONDO_TSAN 1
+#endif
+#endif
+#ifndef RONDO_TSAN
+#define RONDO_TSAN 0
+#endif
 
 namespace rondo::detail {
 
@@ -18,6 +30,20 @@ inline void cpu_relax() noexcept {
   asm volatile("yield" ::: "memory");
 #else
   asm volatile("" ::: "memory");
+#endif
+}
+
+/// A full (seq_cst) fence, for store-then-load handshakes. ThreadSanitizer does not model
+/// standalone fences (g++ refuses them under -Werror=tsan); there a seq_cst read-modify-write on
+/// a private word stands in, which is a full barrier on the hardware and an atomic TSan knows.
+inline void seq_cst_fence() noexcept {
+#if RONDO_TSAN
+  static std::atomic<int> word{0};
+  // Pairs with the other side's seq_cst fence of the same handshake.
+  word.fetch_add(0, std::memory_order_seq_cst);
+#else
+  // Pairs with the other side's seq_cst fence of the same handshake.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
 #endif
 }
 
