@@ -101,9 +101,12 @@ class multi_producer_sequencer final : public sequencer {
     do {
       hi = current + n;
       const std::int64_t wrap = hi - capacity_;
-      const std::int64_t cached = gating_cache_.get_relaxed();
+      // Acquire: pairs with the release store of gating_cache_ by whichever producer read the
+      // gating sequences, so our slot writes are ordered after the consumers' reads it saw.
+      const std::int64_t cached = gating_cache_.get();
       if (wrap > cached || cached > current) {
         const std::int64_t g = minimum_gating_sequence(current);
+        // Pairs with the acquire load of gating_cache_ above in other producers.
         gating_cache_.set(g);
         if (wrap > g) return std::nullopt;
       }
