@@ -4,20 +4,25 @@
 //
 // Theory of operation (blocking strategy, the only one that sleeps in the kernel)
 //
+// One 32-bit futex word, an eventcount: bit 0 is "armed" (someone may be asleep since the last
+// bump), bits 1..31 are an epoch.
+//
 //   waiter (handler or producer)               signaller (publisher, stage advancing)
 //   ----------------------------               -------------------------------------
-//   e = epoch_ (acquire)                       store sequence (release)
-//   waiters_ += 1           (seq_cst RMW)      fence (seq_cst)            <- F2
-//   fence (seq_cst)                  <- F1     if waiters_ (relaxed) != 0:
-//   if ready(): waiters_ -= 1; return              epoch_ += 1 (release)
-//   futex_wait(epoch_, e)                          futex_wake_all(epoch_)
-//   waiters_ -= 1; loop
+//   key = word |= armed   (seq_cst RMW)        store sequence (release)
+//   fence (seq_cst)                  <- F1     fence (seq_cst)                  <- F2
+//   if ready(): return                         w = word (relaxed)
+//   futex_wait(word, key)                      if w is armed: CAS word -> (epoch + 1, unarmed)
+//   loop                                                      and futex_wake_all(word)
 //
 // F1 and F2 are ordered one way or the other. If F1 comes first, the signaller's load sees the
-// increment and bumps the epoch, so futex_wait either returns at once (epoch changed) or is
-// woken. If F2 comes first, the waiter's ready() sees the new sequence. So no wake-up is lost.
-// A signaller that finds no waiter pays one fence and one load: no syscall, no RMW. The
-// non-blocking strategies never sleep in the kernel, so their signal() is a no-op.
+// armed bit, bumps the epoch and wakes, so futex_wait either returns at once (the word is no
+// longer key) or is woken. If F2 comes first, the waiter's ready() sees the new sequence. So no
+// wake-up is lost. A signaller that finds the word unarmed pays one fence and one load: no
+// syscall, no RMW. Only the first signaller after a waiter armed the word makes the syscall; the
+// ones that follow while the woken thread is being scheduled find it unarmed (a plain counter of
+// waiters would make every one of them call futex_wake). The non-blocking strategies never sleep
+// in the kernel, so their signal() is a no-op.
 //
 // Unlike the LMAX BlockingWaitStrategy, a blocked handler also sleeps while an upstream stage is
 // behind (every stage advance signals), and producers waiting for capacity block the same way
@@ -145,61 +150,53 @@ class wait_strategy {
 
   /// Wakes every blocked waiter unconditionally (shutdown paths).
   void wake_all() noexcept {
-    // Pairs with the acquire load of epoch_ in block(): a waiter that read the old epoch either
-    // sees the change in futex_wait's comparison or is woken by the syscall below.
-    epoch_.fetch_add(1, std::memory_order_release);
-    detail::futex_wake_all(epoch_);
+    // A new epoch (the armed bit may stay: the value changed either way). Pairs with the RMW in
+    // block(): a waiter whose key predates this either fails futex_wait's comparison or is woken.
+    word_.fetch_add(2, std::memory_order_release);
+    detail::futex_wake_all(word_);
   }
 
  private:
+  static constexpr std::uint32_t armed = 1;
+
   template <class Ready, class Stop>
   wait_status block(Ready& ready, Stop& stop, clock::time_point deadline) {
     for (;;) {
-      // Pairs with the release increment in signal_blocked()/wake_all().
-      const std::uint32_t e = epoch_.load(std::memory_order_acquire);
-      // Announce ourselves before the final check; the RMW plus fence F1 pair with fence F2 in
-      // signal_blocked() (see the file comment).
-      waiters_.fetch_add(1, std::memory_order_seq_cst);
-      detail::seq_cst_fence();
-      wait_status st;
-      if (ready()) {
-        st = wait_status::ready;
-      } else if (stop()) {
-        st = wait_status::stopped;
-      } else {
-        std::chrono::nanoseconds left{-1};
-        if (deadline != clock::time_point::max()) {
-          left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
-          if (left.count() <= 0) {
-            // Relaxed: the count is only a hint to signallers, ordered by the fences above.
-            waiters_.fetch_sub(1, std::memory_order_relaxed);
-            return ready() ? wait_status::ready : wait_status::timed_out;
-          }
-        }
-        detail::futex_wait(epoch_, e, left);
-        // Relaxed: as above.
-        waiters_.fetch_sub(1, std::memory_order_relaxed);
-        continue;
+      // Arm before the final check. Pairs with the load and CAS in signal_blocked(); together
+      // with F1 below and F2 there it forms the handshake of the file comment.
+      const std::uint32_t key = word_.fetch_or(armed, std::memory_order_seq_cst) | armed;
+      detail::seq_cst_fence();  // F1
+      if (ready()) return wait_status::ready;
+      if (stop()) return wait_status::stopped;
+      std::chrono::nanoseconds left{-1};
+      if (deadline != clock::time_point::max()) {
+        left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
+        if (left.count() <= 0) return wait_status::timed_out;
       }
-      // Relaxed: as above.
-      waiters_.fetch_sub(1, std::memory_order_relaxed);
-      return st;
+      detail::futex_wait(word_, key, left);
     }
   }
 
   void signal_blocked() noexcept {
-    // F2: orders the caller's preceding sequence store before the load of waiters_; pairs with
-    // F1 in block().
-    detail::seq_cst_fence();
-    if (waiters_.load(std::memory_order_relaxed) != 0) wake_all();
+    detail::seq_cst_fence();  // F2: orders the caller's sequence store before the load below.
+    // Relaxed: ordered by F2; see the file comment.
+    std::uint32_t w = word_.load(std::memory_order_relaxed);
+    while ((w & armed) != 0) {
+      // Release: a woken waiter's re-check happens after our sequence store. On failure, w is
+      // reloaded (relaxed, as above): another signaller may have bumped it already.
+      if (word_.compare_exchange_weak(w, (w + 2) & ~armed, std::memory_order_release,
+                                      std::memory_order_relaxed)) {
+        detail::futex_wake_all(word_);
+        return;
+      }
+    }
   }
 
   wait_config cfg_;
   bool blocking_ = false;
-  // Written by waiters (register/unregister), read by every signaller.
-  alignas(detail::cache_line_size) std::atomic<std::uint32_t> waiters_{0};
-  // The futex word: bumped by signallers that saw a waiter; waiters sleep on it.
-  alignas(detail::cache_line_size) std::atomic<std::uint32_t> epoch_{0};
+  // The eventcount futex word: bit 0 armed, bits 1..31 epoch (see the file comment). Armed by
+  // waiters, read by every signaller, bumped by the first signaller after an arm.
+  alignas(detail::cache_line_size) std::atomic<std::uint32_t> word_{0};
 };
 
 }  // namespace rondo

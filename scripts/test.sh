@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds and runs every rondo test: the dev build (g++, warnings as errors) with all unit,
+# stress, litmus and allocation tests plus every example; the stress and litmus tests again under
+# ThreadSanitizer; the whole suite under AddressSanitizer + UBSan; a clang-19 build of
+# everything; the benchmarks (built, and run once briefly as a smoke test); and a consumer
+# project built against the installed package. Installs missing Debian packages first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+rondo_ensure_packages "${RONDO_BUILD_PACKAGES[@]}" "${RONDO_TEST_PACKAGES[@]}"
+
+jobs=$(nproc)
+step() { echo; echo "== $*"; }
+
+step "clang-19: build everything (tests, examples, benchmarks) with warnings as errors"
+cmake --preset clang >/dev/null
+cmake --build --preset clang -j "$jobs"
+ctest --preset clang -j "$jobs" --timeout 300
+
+step "ThreadSanitizer: stress and litmus tests"
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan -j "$jobs" --target rondo_tests
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ./build/tsan/tests/rondo_tests '[stress],[litmus]'
+
+step "AddressSanitizer + UBSan: every test"
+cmake --preset asan >/dev/null
+cmake --build --preset asan -j "$jobs"
+ASAN_OPTIONS="detect_leaks=1" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1" \
+  ctest --preset asan -j "$jobs" --timeout 300
+
+step "benchmarks: release build and a short smoke run"
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$jobs"
+if [ -x bench/smoke.sh ]; then bench/smoke.sh build/release; fi
+
+step "install + find_package(rondo CONFIG) from a consumer project"
+rm -rf build/install build/consumer
+cmake --preset dev >/dev/null
+cmake --build --preset dev -j "$jobs"
+cmake --install build/dev --prefix build/install >/dev/null
+cmake -S tests/install_consumer -B build/consumer -G Ninja -DCMAKE_PREFIX_PATH="$PWD/build/install" >/dev/null
+cmake --build build/consumer
+./build/consumer/rondo_consumer
+
+step "dev build (g++ 12, warnings as errors): every test and example"
+ctest --preset dev -j "$jobs" --timeout 300
