@@ -265,3 +265,34 @@ TEST_CASE("events without a default constructor need a factory", "[disruptor][de
                .build();
   CHECK(d.ring()[3].tag == 3);
 }
+
+TEST_CASE("one thread can publish, poll and drain: drain_for(0) first", "[disruptor][deterministic]") {
+  auto d = rondo::disruptor<event>::builder()
+               .capacity(8)
+               .metrics()
+               .stage("a", noop)
+               .poller("p", rondo::after("a"))
+               .build();
+  d.start();
+  for (std::int64_t i = 0; i < 5; ++i) {
+    d.publisher().publish_event([i](event& e, std::int64_t) { e.fill(0, i); });
+  }
+  CHECK_FALSE(d.drain_for(0ns));  // stops producers and sets the limit, returns at once
+  CHECK_THROWS_AS(d.publisher().reserve(1), rondo::closed);
+  rondo_test::stage_record rec(1);
+  auto& p = d.poller("p");
+  while (p.poll([&](event& e, std::int64_t s, bool) {
+    rec.on_event(e, s);
+    return true;
+  }) != rondo::poll_state::stopped) {
+  }
+  d.drain();
+  CHECK(rec.handled == 5);
+  CHECK(rec.errors == 0);
+  const auto m = d.metrics("p");
+  CHECK(m.position == 4);
+  CHECK(m.metrics.events == 5);
+  CHECK(m.metrics.batches >= 1);
+  CHECK(d.metrics("a").metrics.events == 5);
+  CHECK_THROWS_AS(d.metrics("zz"), std::invalid_argument);
+}

@@ -139,17 +139,18 @@ template <class T>
 class poller_stage_runner final : public stage_runner {
  public:
   poller_stage_runner(ring_buffer<T>& ring, const sequencer& seqr,
-                      std::vector<const sequence*> deps)
-      : poller_(ring, seqr, std::move(deps)) {}
+                      std::vector<const sequence*> deps, bool metrics)
+      : poller_(ring, seqr, std::move(deps), metrics) {}
   void start(std::function<void(const stage_error&)>) override {}
+  // A poller is driven by its owner; the disruptor cannot wait for it once it is alerted or its
+  // owner has polled past the drain limit.
   [[nodiscard]] bool finished() const noexcept override {
-    auto& b = const_cast<event_poller<T>&>(poller_).barrier();
-    return b.should_stop(const_cast<event_poller<T>&>(poller_).position().get() + 1);
+    return poller_.barrier().should_stop(poller_.position().get() + 1);
   }
   void join() noexcept override {}
   sequence& position() noexcept override { return poller_.position(); }
   sequence_barrier& barrier() noexcept override { return poller_.barrier(); }
-  stage_metrics_snapshot metrics() const noexcept override { return {}; }
+  stage_metrics_snapshot metrics() const noexcept override { return poller_.metrics(); }
   event_poller<T>& poller() noexcept { return poller_; }
 
  private:
@@ -203,11 +204,24 @@ class disruptor {
 
   /// The poller stage registered under `name`. Throws std::invalid_argument for an unknown name
   /// or a name that is not a poller.
+  ///
+  /// drain() waits for pollers too, and only their owners can move them: if the thread that
+  /// drains also polls, begin with drain_for(0ns) (stops producers, sets the limit, returns at
+  /// once), poll until poll_state::stopped, then drain().
   [[nodiscard]] event_poller<T>& poller(std::string_view name) { return s_->poller(name); }
 
   /// Names, positions and counters of every stage, in topological order (counters are zero
   /// unless the builder enabled metrics).
   [[nodiscard]] std::vector<stage_report> metrics() const { return s_->metrics(); }
+
+  /// The report of one stage. Throws std::invalid_argument for an unknown name.
+  [[nodiscard]] stage_report metrics(std::string_view name) const {
+    for (auto& r : s_->metrics()) {
+      if (r.name == name) return r;
+    }
+    throw std::invalid_argument("disruptor::metrics(\"" + std::string(name) +
+                                "\"): no stage of that name");
+  }
 
   [[nodiscard]] ring_buffer<T>& ring() noexcept { return s_->ring; }
   [[nodiscard]] const sequencer& sequencer_of() const noexcept { return *s_->seqr; }
@@ -454,9 +468,9 @@ class disruptor<T>::builder {
     specs_.push_back(spec{std::move(name), std::move(deps.names),
                           [](ring_buffer<T>& ring, const sequencer& seqr,
                              std::vector<const sequence*> d, const std::string&,
-                             bool) -> std::unique_ptr<detail::stage_runner> {
+                             bool metrics) -> std::unique_ptr<detail::stage_runner> {
                             return std::make_unique<detail::poller_stage_runner<T>>(
-                                ring, seqr, std::move(d));
+                                ring, seqr, std::move(d), metrics);
                           }});
     return *this;
   }

@@ -7,6 +7,7 @@
 #include <rondo/core/ring_buffer.hpp>
 #include <rondo/core/sequence.hpp>
 #include <rondo/core/sequence_barrier.hpp>
+#include <rondo/core/stage_metrics.hpp>
 
 #include <cstdint>
 #include <vector>
@@ -28,8 +29,11 @@ class event_poller {
  public:
   /// The ring and sequencer (and dependencies) must outlive the poller. Add position() to the
   /// sequencer's gating sequences if the poller is a terminal stage.
-  event_poller(ring_buffer<T>& ring, const sequencer& seqr, std::vector<const sequence*> deps = {})
-      : ring_(&ring), barrier_(seqr, std::move(deps)) {}
+  /// With `metrics`, each poll that handles events counts as a batch and each empty poll as a
+  /// wait in metrics().
+  event_poller(ring_buffer<T>& ring, const sequencer& seqr, std::vector<const sequence*> deps = {},
+               bool metrics = false)
+      : ring_(&ring), barrier_(seqr, std::move(deps)), metrics_on_(metrics) {}
 
   /// Calls h(event, sequence, end_of_batch) -> bool for each available event, in order, until it
   /// returns false (the poll stops after that event). If h throws, the exception propagates and
@@ -41,6 +45,7 @@ class event_poller {
     const std::int64_t hi = barrier_.available(next);
     if (hi < next) {
       if (barrier_.should_stop(next)) return poll_state::stopped;
+      if (metrics_on_) metrics_.add_wait();
       return seqr.cursor().get() >= next ? poll_state::gating : poll_state::idle;
     }
     const bool tombs = seqr.tombstone_count() > tombstones_passed_;
@@ -48,6 +53,7 @@ class event_poller {
     for (; s <= hi; ++s) {
       if (tombs && seqr.is_tombstone(s)) {
         ++tombstones_passed_;
+        if (metrics_on_) metrics_.add_tombstone();
         continue;
       }
       bool more = true;
@@ -67,11 +73,16 @@ class event_poller {
   }
 
   [[nodiscard]] sequence& position() noexcept { return position_; }
+  [[nodiscard]] const sequence& position() const noexcept { return position_; }
   [[nodiscard]] sequence_barrier& barrier() noexcept { return barrier_; }
+  [[nodiscard]] const sequence_barrier& barrier() const noexcept { return barrier_; }
+  [[nodiscard]] stage_metrics_snapshot metrics() const noexcept { return metrics_.snapshot(); }
 
  private:
   void finish(std::int64_t last) noexcept {
-    if (last <= position_.get_relaxed()) return;  // nothing new
+    const std::int64_t before = position_.get_relaxed();
+    if (last <= before) return;  // nothing new
+    if (metrics_on_) metrics_.add_batch(last - before);
     // Pairs with the acquire loads of downstream barriers and of the producers' gating check.
     position_.set(last);
     barrier_.source().waits().signal();
@@ -81,6 +92,8 @@ class event_poller {
   ring_buffer<T>* ring_;
   sequence_barrier barrier_;
   std::int64_t tombstones_passed_ = 0;
+  bool metrics_on_;
+  stage_metrics metrics_;
 };
 
 }  // namespace rondo
