@@ -65,8 +65,8 @@ template <class... Names>
 
 /// What close() reports.
 struct close_report {
-  std::int64_t published = 0;    ///< sequences published (including tombstones)
-  std::int64_t unprocessed = 0;  ///< published sequences not handled by every stage
+  std::int64_t published = 0;    ///< events published (claims given back are not counted)
+  std::int64_t unprocessed = 0;  ///< published events not handled by every stage
 };
 
 /// One stage's name, position and counters.
@@ -193,7 +193,7 @@ class disruptor {
   }
 
   /// Stops new reservations and stops every stage after its in-flight batch; reports how many
-  /// published sequences were not handled by every stage. Producers waiting in reserve() get
+  /// events were published and how many of them were not handled by every stage. Producers waiting in reserve() get
   /// rondo::closed. Throws std::logic_error if already drained or closed. Does not throw a
   /// handler failure: join() does.
   close_report close() { return s_->close(); }
@@ -344,11 +344,13 @@ class disruptor {
       for (auto& r : runners) r->barrier().alert();
       (void)wait_finished(wait_strategy::clock::time_point::max());
       join_threads();
+      // Tombstones (claims given back) are sequences, not events: the report leaves them out.
       close_report rep;
-      rep.published = final_sequence + 1;
+      rep.published = final_sequence + 1 - seqr->tombstone_count();
       std::int64_t slowest = final_sequence;
       for (auto& r : runners) slowest = std::min(slowest, r->position().get());
-      rep.unprocessed = final_sequence - slowest;
+      rep.unprocessed =
+          final_sequence - slowest - seqr->count_tombstones(slowest + 1, final_sequence);
       return rep;
     }
 

@@ -93,6 +93,15 @@ class sequencer {
     return flags_ != nullptr && (flags_[seq & mask_].load(std::memory_order_acquire) & 1U) != 0;
   }
 
+  /// Multi producer: how many sequences in [lo, hi] are tombstones. Only meaningful while no
+  /// stage has passed lo and no producer can claim (after settle()): for shutdown reports.
+  [[nodiscard]] std::int64_t count_tombstones(std::int64_t lo, std::int64_t hi) const noexcept {
+    std::int64_t n = 0;
+    if (flags_ == nullptr) return 0;
+    for (std::int64_t s = lo; s <= hi; ++s) n += is_tombstone(s) ? 1 : 0;
+    return n;
+  }
+
   /// Free slots now (a snapshot: capacity minus claimed-but-unconsumed).
   [[nodiscard]] std::int64_t remaining_capacity() const noexcept {
     const std::int64_t produced = claimed();

@@ -1,0 +1,491 @@
+// one_to_one: one producer thread, one consumer thread, 8-byte events, busy spin.
+//
+//   producer (benchmark thread, CPU a)                    consumer (CPU b)
+//   reserve(b) ─▶ slot = seq ─▶ publish ──▶ [ ring / queue, 65,536 slots ] ──▶ check + sum
+//
+// Competitors, all in this binary, all with 65,536 slots and busy-spinning on both sides:
+//   rondo_dsl        rondo::disruptor<int64_t> with one stage (thread stage runner, metrics on);
+//                    the producer uses publisher::reserve(b) / claim::publish()
+//   rondo_core       ring_buffer + single_producer_sequencer + sequence_barrier +
+//                    batch_processor on a thread of our own; the producer calls the sequencer
+//   boost_spsc       boost::lockfree::spsc_queue (compile-time capacity); push one or push a
+//                    range of b; the consumer drains with consume_all()
+//   moodycamel_rwq   moodycamel::ReaderWriterQueue, try_enqueue / try_dequeue (no bulk API:
+//                    batch 1 only)
+//   moodycamel_cq    moodycamel::ConcurrentQueue with producer and consumer tokens,
+//                    try_enqueue(_bulk) / try_dequeue_bulk(64)
+//   mutex_cv         a bounded queue under one mutex with two condition variables; pushes b
+//                    per lock, pops up to 256 per lock
+//   harness_baseline no second thread: the same fill-and-check loop over a plain array, i.e.
+//                    the most this harness could measure
+//
+// Batch b: the producer reserves/pushes b events at a time (1 or 32). The consumer always takes
+// whatever is available; "mean_batch" is events per successful take (for rondo, the stage's
+// stage_metrics_snapshot::mean_batch()).
+//
+// Pinning: the producer (the benchmark thread) is pinned to the first allowed CPU and the
+// consumer to the second for the whole benchmark (pthread_setaffinity_np; the rondo stage pins
+// itself in its handler's on_start() hook). On this 2-core machine that keeps both spinners on
+// their own core and the event stream crossing exactly one pair of caches.
+//
+// Timing: manual, from the first reserve to the consumer's acceptance of the last event (the
+// consumer raises a flag); thread start-up, building the disruptor and drain() are outside it.
+// Verification: payload = sequence. rondo stages check each event against its sequence (they
+// are told it) and their stage metrics count the events; queue consumers check that values
+// arrive as 0, 1, 2, ...; all sum the payloads and compare with n(n-1)/2. Any mismatch fails
+// the benchmark (SkipWithError).
+// Targets (DESIGN.md 6): rondo >= 300 M events/s at batch 1, >= 1,800 M/s at batch 32.
+
+#include "bench_support.hpp"
+
+#include <rondo/core/batch_processor.hpp>
+#include <rondo/core/ring_buffer.hpp>
+#include <rondo/core/sequence_barrier.hpp>
+#include <rondo/core/single_producer_sequencer.hpp>
+#include <rondo/core/wait_strategy.hpp>
+#include <rondo/disruptor.hpp>
+
+#include <benchmark/benchmark.h>
+#include <concurrentqueue/concurrentqueue.h>
+#include <readerwriterqueue/readerwriterqueue.h>
+#include <boost/lockfree/spsc_queue.hpp>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using rondo_bench::flag;
+using rondo_bench::in_order_check;
+
+constexpr std::int64_t capacity = 1 << 16;
+constexpr std::size_t max_batch = 32;
+
+// What one iteration measured.
+struct iteration_result {
+  double seconds = 0;
+  std::int64_t allocs = 0;
+  std::int64_t consumer_batches = 0;
+  bool ok = false;
+};
+
+// Accumulates iterations and writes the counters at the end.
+struct totals {
+  std::int64_t allocs = 0;
+  std::int64_t batches = 0;
+  bool ok = true;
+
+  void add(benchmark::State& state, const iteration_result& r) {
+    state.SetIterationTime(r.seconds);
+    allocs += r.allocs;
+    batches += r.consumer_batches;
+    ok = ok && r.ok;
+  }
+  void report(benchmark::State& state, std::int64_t n, bool with_batches = true) const {
+    if (!rondo_bench::verify(state, ok, "consumer saw wrong, missing or reordered events")) return;
+    rondo_bench::report_events(state, n, allocs);
+    if (with_batches && batches > 0) {
+      state.counters["mean_batch"] = benchmark::Counter(
+          static_cast<double>(state.iterations() * n) / static_cast<double>(batches));
+    }
+  }
+};
+
+// Runs one iteration of a queue competitor: consume(ready) on a thread pinned to `cpu`, which
+// raises `ready` once set up; then produce() here, timed until the consumer returns.
+template <class Produce, class Consume>
+iteration_result run_pair(int cpu, Produce&& produce, Consume&& consume) {
+  flag ready;
+  flag done;
+  iteration_result r;
+  std::thread t = rondo_bench::start_thread(cpu, [&] {
+    r.consumer_batches = consume(ready);  // returns the number of successful takes
+    done.raise();
+  });
+  ready.await();
+  const std::int64_t a0 = rondo_bench::allocations();
+  const auto t0 = rondo_bench::clock::now();
+  produce();
+  done.await();
+  const auto t1 = rondo_bench::clock::now();
+  r.allocs = rondo_bench::allocations() - a0;
+  r.seconds = rondo_bench::seconds_between(t0, t1);
+  t.join();
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// rondo: the consumer stage, shared by the DSL and core variants.
+
+struct stage_output {
+  flag ready;
+  flag done;
+  rondo_bench::sequence_check check;  // written by the stage before done.raise()
+};
+
+struct summing_stage {
+  stage_output* out;
+  int cpu;
+  std::int64_t last;  // the final sequence of the run
+  rondo_bench::sequence_check check{};
+
+  void on_start() {
+    (void)rondo_bench::pin_current_thread(cpu);
+    out->ready.raise();
+  }
+  void operator()(std::int64_t& ev, std::int64_t seq, bool) {
+    check.add(ev, seq);  // the producer wrote ev = seq
+    if (seq == last) {
+      out->check = check;
+      out->done.raise();
+    }
+  }
+};
+
+// The producer side, for any reserve(n) -> claim API.
+template <class Pub>
+void produce_claims(Pub& pub, std::int64_t n, std::int64_t batch) {
+  for (std::int64_t s = 0; s < n; s += batch) {
+    auto c = pub.reserve(batch);
+    const std::int64_t lo = c.first();
+    for (std::size_t i = 0; i < static_cast<std::size_t>(batch); ++i) {
+      c[i] = lo + static_cast<std::int64_t>(i);
+    }
+    c.publish();
+  }
+}
+
+void one_to_one_rondo_dsl(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  const std::int64_t n = state.range(1);
+  const auto [cpu_a, cpu_b] = rondo_bench::pair_cpus();
+  rondo_bench::scoped_pin pin(cpu_a);
+  totals sum;
+  std::int64_t stage_events = 0;
+  std::int64_t stage_batches = 0;
+  for (auto _ : state) {
+    stage_output out;
+    auto d = rondo::disruptor<std::int64_t>::builder()
+                 .capacity(capacity)
+                 .wait(rondo::busy_spin{})
+                 .metrics()
+                 .stage("sum", summing_stage{&out, cpu_b, n - 1})
+                 .build();
+    d.start();
+    out.ready.await();
+    iteration_result r;
+    const std::int64_t a0 = rondo_bench::allocations();
+    const auto t0 = rondo_bench::clock::now();
+    produce_claims(d.publisher(), n, batch);
+    out.done.await();
+    const auto t1 = rondo_bench::clock::now();
+    r.allocs = rondo_bench::allocations() - a0;
+    r.seconds = rondo_bench::seconds_between(t0, t1);
+    d.drain();
+    const rondo::stage_metrics_snapshot m = d.metrics().at(0).metrics;
+    stage_events += m.events;
+    stage_batches += m.batches;
+    r.ok = out.check.ok(n) && m.events == n;
+    sum.add(state, r);
+  }
+  sum.report(state, n, false);
+  state.counters["mean_batch"] =
+      benchmark::Counter(static_cast<double>(stage_events) /
+                         static_cast<double>(stage_batches > 0 ? stage_batches : 1));
+}
+
+void one_to_one_rondo_core(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  const std::int64_t n = state.range(1);
+  const auto [cpu_a, cpu_b] = rondo_bench::pair_cpus();
+  rondo_bench::scoped_pin pin(cpu_a);
+  totals sum;
+  std::int64_t stage_events = 0;
+  std::int64_t stage_batches = 0;
+  for (auto _ : state) {
+    stage_output out;
+    rondo::wait_strategy waits{rondo::busy_spin{}};
+    rondo::ring_buffer<std::int64_t> ring(capacity);
+    rondo::single_producer_sequencer seqr(capacity, waits);
+    rondo::sequence_barrier barrier(seqr);
+    rondo::batch_processor<std::int64_t, summing_stage> proc(
+        ring, barrier, summing_stage{&out, cpu_b, n - 1}, {}, "sum", true);
+    seqr.add_gating_sequence(proc.position());
+    std::thread t([&] { proc.run(); });  // pins itself in on_start()
+    out.ready.await();
+
+    iteration_result r;
+    const std::int64_t a0 = rondo_bench::allocations();
+    const auto t0 = rondo_bench::clock::now();
+    for (std::int64_t s = 0; s < n; s += batch) {
+      const std::int64_t hi = seqr.reserve(batch);
+      const std::int64_t lo = hi - batch + 1;
+      for (std::int64_t q = lo; q <= hi; ++q) ring[q] = q;
+      seqr.publish(lo, hi);
+    }
+    out.done.await();
+    const auto t1 = rondo_bench::clock::now();
+    r.allocs = rondo_bench::allocations() - a0;
+    r.seconds = rondo_bench::seconds_between(t0, t1);
+    proc.halt();
+    t.join();
+    const rondo::stage_metrics_snapshot m = proc.metrics();
+    stage_events += m.events;
+    stage_batches += m.batches;
+    r.ok = out.check.ok(n) && m.events == n;
+    sum.add(state, r);
+  }
+  sum.report(state, n, false);
+  state.counters["mean_batch"] =
+      benchmark::Counter(static_cast<double>(stage_events) /
+                         static_cast<double>(stage_batches > 0 ? stage_batches : 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queues.
+
+using boost_queue = boost::lockfree::spsc_queue<std::int64_t, boost::lockfree::capacity<capacity>>;
+
+void one_to_one_boost_spsc(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  const std::int64_t n = state.range(1);
+  const auto [cpu_a, cpu_b] = rondo_bench::pair_cpus();
+  rondo_bench::scoped_pin pin(cpu_a);
+  totals sum;
+  for (auto _ : state) {
+    auto q = std::make_unique<boost_queue>();
+    in_order_check result;  // the consumer's own check, copied out when it is done
+    iteration_result r = run_pair(
+        cpu_b,
+        [&] {
+          std::array<std::int64_t, max_batch> buf{};
+          for (std::int64_t s = 0; s < n; s += batch) {
+            if (batch == 1) {
+              while (!q->push(s)) rondo_bench::spin_pause();
+              continue;
+            }
+            for (std::size_t i = 0; i < static_cast<std::size_t>(batch); ++i) {
+              buf[i] = s + static_cast<std::int64_t>(i);
+            }
+            const std::int64_t* p = buf.data();
+            auto left = static_cast<std::size_t>(batch);
+            while (left > 0) {
+              const std::size_t k = q->push(p, left);
+              p += k;
+              left -= k;
+              if (left > 0) rondo_bench::spin_pause();
+            }
+          }
+        },
+        [&](flag& ready) {
+          in_order_check check;  // on the consumer's stack: no line shared with the producer
+          ready.raise();
+          std::int64_t takes = 0;
+          while (check.next < n) {
+            if (q->consume_all([&](std::int64_t v) { check.add(v); }) > 0) {
+              ++takes;
+            } else {
+              rondo_bench::spin_pause();
+            }
+          }
+          result = check;
+          return takes;
+        });
+    r.ok = result.ok(n);
+    sum.add(state, r);
+  }
+  sum.report(state, n);
+}
+
+void one_to_one_moodycamel_rwq(benchmark::State& state) {
+  const std::int64_t n = state.range(1);
+  const auto [cpu_a, cpu_b] = rondo_bench::pair_cpus();
+  rondo_bench::scoped_pin pin(cpu_a);
+  totals sum;
+  for (auto _ : state) {
+    moodycamel::ReaderWriterQueue<std::int64_t> q(static_cast<std::size_t>(capacity));
+    in_order_check result;  // the consumer's own check, copied out when it is done
+    iteration_result r = run_pair(
+        cpu_b,
+        [&] {
+          for (std::int64_t s = 0; s < n; ++s) {
+            while (!q.try_enqueue(s)) rondo_bench::spin_pause();
+          }
+        },
+        [&](flag& ready) {
+          in_order_check check;  // on the consumer's stack: no line shared with the producer
+          ready.raise();
+          std::int64_t v = 0;
+          while (check.next < n) {
+            if (q.try_dequeue(v)) {
+              check.add(v);
+            } else {
+              rondo_bench::spin_pause();
+            }
+          }
+          result = check;
+          return check.next;
+        });
+    r.ok = result.ok(n);
+    sum.add(state, r);
+  }
+  sum.report(state, n, false);
+}
+
+// g++ 12 reports a false -Wstringop-overflow inside moodycamel's enqueue_bulk once it is inlined
+// here (an atomic load through a block pointer it cannot prove non-null).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#endif
+void one_to_one_moodycamel_cq(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  const std::int64_t n = state.range(1);
+  const auto [cpu_a, cpu_b] = rondo_bench::pair_cpus();
+  rondo_bench::scoped_pin pin(cpu_a);
+  totals sum;
+  for (auto _ : state) {
+    moodycamel::ConcurrentQueue<std::int64_t> q(static_cast<std::size_t>(capacity));
+    moodycamel::ProducerToken ptok(q);
+    in_order_check result;  // the consumer's own check, copied out when it is done
+    iteration_result r = run_pair(
+        cpu_b,
+        [&] {
+          std::array<std::int64_t, max_batch> buf{};
+          for (std::int64_t s = 0; s < n; s += batch) {
+            if (batch == 1) {
+              while (!q.try_enqueue(ptok, s)) rondo_bench::spin_pause();
+              continue;
+            }
+            for (std::size_t i = 0; i < static_cast<std::size_t>(batch); ++i) {
+              buf[i] = s + static_cast<std::int64_t>(i);
+            }
+            while (!q.try_enqueue_bulk(ptok, buf.data(), static_cast<std::size_t>(batch))) {
+              rondo_bench::spin_pause();
+            }
+          }
+        },
+        [&](flag& ready) {
+          in_order_check check;  // on the consumer's stack: no line shared with the producer
+          moodycamel::ConsumerToken ctok(q);
+          std::array<std::int64_t, 64> buf{};
+          ready.raise();
+          std::int64_t takes = 0;
+          while (check.next < n) {
+            const std::size_t k = q.try_dequeue_bulk(ctok, buf.data(), buf.size());
+            if (k == 0) {
+              rondo_bench::spin_pause();
+              continue;
+            }
+            ++takes;
+            for (std::size_t i = 0; i < k; ++i) check.add(buf[i]);
+          }
+          result = check;
+          return takes;
+        });
+    r.ok = result.ok(n);
+    sum.add(state, r);
+  }
+  sum.report(state, n);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+void one_to_one_mutex_cv(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  const std::int64_t n = state.range(1);
+  const auto [cpu_a, cpu_b] = rondo_bench::pair_cpus();
+  rondo_bench::scoped_pin pin(cpu_a);
+  totals sum;
+  for (auto _ : state) {
+    rondo_bench::mutex_queue<std::int64_t> q(static_cast<std::size_t>(capacity));
+    in_order_check result;  // the consumer's own check, copied out when it is done
+    iteration_result r = run_pair(
+        cpu_b,
+        [&] {
+          std::array<std::int64_t, max_batch> buf{};
+          for (std::int64_t s = 0; s < n; s += batch) {
+            for (std::size_t i = 0; i < static_cast<std::size_t>(batch); ++i) {
+              buf[i] = s + static_cast<std::int64_t>(i);
+            }
+            q.push(buf.data(), static_cast<std::size_t>(batch));
+          }
+        },
+        [&](flag& ready) {
+          in_order_check check;  // on the consumer's stack: no line shared with the producer
+          std::array<std::int64_t, 256> buf{};
+          ready.raise();
+          std::int64_t takes = 0;
+          while (check.next < n) {
+            const std::size_t k = q.pop(buf.data(), buf.size());
+            ++takes;
+            for (std::size_t i = 0; i < k; ++i) check.add(buf[i]);
+          }
+          result = check;
+          return takes;
+        });
+    r.ok = result.ok(n);
+    sum.add(state, r);
+  }
+  sum.report(state, n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The harness alone: fill b slots, read them back and check, on one thread.
+
+void one_to_one_harness_baseline(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  const std::int64_t n = state.range(1);
+  std::vector<std::int64_t> ring(static_cast<std::size_t>(capacity));
+  const std::int64_t mask = capacity - 1;
+  bool ok = true;
+  for (auto _ : state) {
+    in_order_check check;
+    for (std::int64_t s = 0; s < n; s += batch) {
+      for (std::int64_t q = s; q < s + batch; ++q) ring[static_cast<std::size_t>(q & mask)] = q;
+      benchmark::ClobberMemory();
+      for (std::int64_t q = s; q < s + batch; ++q) {
+        check.add(ring[static_cast<std::size_t>(q & mask)]);
+      }
+    }
+    ok = ok && check.ok(n);
+  }
+  if (!rondo_bench::verify(state, ok, "harness check failed")) return;
+  rondo_bench::report_events(state, n, 0);
+}
+
+// Events per iteration: enough for tens of milliseconds at the target rates.
+constexpr std::int64_t n_small = std::int64_t{1} << 22;
+constexpr std::int64_t n_batch1 = std::int64_t{1} << 24;
+constexpr std::int64_t n_batch32 = std::int64_t{1} << 26;
+
+void two_thread_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"batch", "events"})->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+}
+
+}  // namespace
+
+BENCHMARK(one_to_one_harness_baseline)
+    ->ArgNames({"batch", "events"})
+    ->Args({1, n_batch1})
+    ->Args({32, n_batch32})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(one_to_one_rondo_dsl)->Apply(two_thread_args)->Args({1, n_batch1})->Args({32, n_batch32});
+BENCHMARK(one_to_one_rondo_core)
+    ->Apply(two_thread_args)
+    ->Args({1, n_batch1})
+    ->Args({32, n_batch32});
+BENCHMARK(one_to_one_boost_spsc)
+    ->Apply(two_thread_args)
+    ->Args({1, n_batch1})
+    ->Args({32, n_batch32});
+BENCHMARK(one_to_one_moodycamel_rwq)->Apply(two_thread_args)->Args({1, n_batch1});
+BENCHMARK(one_to_one_moodycamel_cq)
+    ->Apply(two_thread_args)
+    ->Args({1, n_batch1})
+    ->Args({32, n_batch32});
+BENCHMARK(one_to_one_mutex_cv)->Apply(two_thread_args)->Args({1, n_small})->Args({32, n_small});

@@ -1,0 +1,284 @@
+// pipeline: one producer and three stages in a chain, one thread each: four threads on this
+// machine's two cores, so the run is oversubscribed and the wait strategy decides the result.
+//
+//   producer ──▶ [ ring ] ──▶ s1: a = value + 1 ──▶ s2: b = a + 1 ──▶ s3: check b == seq + 2, sum
+//   (benchmark thread)         (each stage reads the slot after the previous stage passed it)
+//
+//   queue chain:  producer ──q1──▶ s1 (+1) ──q2──▶ s2 (+1) ──q3──▶ s3 (check, sum)
+//
+// Competitors, all in this binary:
+//   rondo/<wait>   rondo::disruptor<event> with stages s1 -> s2 -> s3 (rondo::after), 16,384
+//                  slots, with each thread wait strategy: busy_spin, yielding, sleeping,
+//                  blocking (default parameters); the producer reserves `batch` slots at a time
+//   boost_spsc     three boost::lockfree::spsc_queue links (16,384 slots each); each stage pops
+//                  up to 256, adds 1, pushes them on, and yields at once when its input is empty
+//                  or its output full
+//   mutex_cv       the same chain of mutex + condition_variable queues (16,384 slots)
+//
+// Nothing is pinned: the four threads share the two CPUs as the kernel schedules them (the point
+// of this topology, DESIGN.md 6: rondo's coroutine stages must win outright where stages
+// outnumber cores; these thread stages are the baseline for that).
+//
+// Timing: manual, from the first reserve/push to the last stage's acceptance of the final
+// event; building, thread start-up and drain() are outside it. Verification: s3 checks each
+// event's b against seq + 2 (queue chain: against its own counter) and the sum of the values
+// against n(n-1)/2. "mean_batch_s3" is the last stage's mean batch (events per take).
+
+#include "bench_support.hpp"
+
+#include <rondo/core/wait_strategy.hpp>
+#include <rondo/disruptor.hpp>
+
+#include <benchmark/benchmark.h>
+#include <boost/lockfree/spsc_queue.hpp>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using rondo_bench::flag;
+
+constexpr std::int64_t capacity = 1 << 14;
+constexpr std::size_t take_max = 256;
+
+struct event {
+  std::int64_t value = 0;  // written by the producer: the sequence
+  std::int64_t a = 0;      // written by s1
+  std::int64_t b = 0;      // written by s2
+};
+
+// ---------------------------------------------------------------------------------------------
+// rondo
+
+struct sink_output {
+  rondo_bench::countdown started;
+  flag done;
+  rondo_bench::sequence_check check;  // written by s3 before done.raise()
+  std::uint64_t b_mismatch = 0;
+};
+
+struct add_one_to_a {
+  sink_output* out;
+  void on_start() { out->started.arrive(); }
+  void operator()(event& e, std::int64_t, bool) { e.a = e.value + 1; }
+};
+
+struct add_one_to_b {
+  sink_output* out;
+  void on_start() { out->started.arrive(); }
+  void operator()(event& e, std::int64_t, bool) { e.b = e.a + 1; }
+};
+
+struct check_b {
+  sink_output* out;
+  std::int64_t last;
+  rondo_bench::sequence_check check{};
+  std::uint64_t mismatch = 0;
+
+  void on_start() { out->started.arrive(); }
+  void operator()(event& e, std::int64_t seq, bool) {
+    check.add(e.value, seq);
+    mismatch |= static_cast<std::uint64_t>(e.b ^ (seq + 2));
+    if (seq == last) {
+      out->check = check;
+      out->b_mismatch = mismatch;
+      out->done.raise();
+    }
+  }
+};
+
+void pipeline_rondo(benchmark::State& state, rondo::wait_config wait) {
+  const std::int64_t batch = state.range(0);
+  const std::int64_t n = state.range(1);
+  bool ok = true;
+  std::int64_t allocs = 0;
+  std::vector<rondo::stage_metrics_snapshot> per_stage(3);
+  for (auto _ : state) {
+    sink_output out;
+    auto d = rondo::disruptor<event>::builder()
+                 .capacity(capacity)
+                 .wait(wait)
+                 .metrics()
+                 .stage("s1", add_one_to_a{&out})
+                 .stage("s2", add_one_to_b{&out}, rondo::after("s1"))
+                 .stage("s3", check_b{&out, n - 1}, rondo::after("s2"))
+                 .build();
+    d.start();
+    out.started.await(3);
+    const std::int64_t a0 = rondo_bench::allocations();
+    const auto t0 = rondo_bench::clock::now();
+    auto& pub = d.publisher();
+    for (std::int64_t s = 0; s < n; s += batch) {
+      auto c = pub.reserve(batch);
+      for (auto [seq, ev] : c) ev.value = seq;
+      c.publish();
+    }
+    out.done.await();
+    const auto t1 = rondo_bench::clock::now();
+    allocs += rondo_bench::allocations() - a0;
+    state.SetIterationTime(rondo_bench::seconds_between(t0, t1));
+    d.drain();
+    const auto reports = d.metrics();
+    for (std::size_t i = 0; i < 3; ++i) {
+      per_stage[i].events += reports.at(i).metrics.events;
+      per_stage[i].batches += reports.at(i).metrics.batches;
+    }
+    ok = ok && out.check.ok(n) && out.b_mismatch == 0 && reports.at(2).metrics.events == n;
+  }
+  if (!rondo_bench::verify(state, ok, "last stage saw wrong, missing or reordered events")) return;
+  rondo_bench::report_events(state, n, allocs);
+  for (std::size_t i = 0; i < 3; ++i) {
+    state.counters["mean_batch_s" + std::to_string(i + 1)] =
+        benchmark::Counter(per_stage[i].mean_batch());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue chains. A link moves int64 values between two stage threads.
+
+using boost_queue = boost::lockfree::spsc_queue<std::int64_t, boost::lockfree::capacity<capacity>>;
+
+// boost::lockfree::spsc_queue; yields at once when empty or full.
+struct boost_link {
+  std::unique_ptr<boost_queue> q = std::make_unique<boost_queue>();
+
+  std::size_t take(std::int64_t* out, std::size_t max) {
+    const std::size_t k = q->pop(out, max);
+    if (k == 0) std::this_thread::yield();
+    return k;
+  }
+  void give(const std::int64_t* in, std::size_t n) {
+    while (n > 0) {
+      const std::size_t k = q->push(in, n);
+      in += k;
+      n -= k;
+      if (n > 0) std::this_thread::yield();
+    }
+  }
+};
+
+// mutex + condition_variable queue; blocks when empty or full.
+struct mutex_link {
+  rondo_bench::mutex_queue<std::int64_t> q{static_cast<std::size_t>(capacity)};
+
+  std::size_t take(std::int64_t* out, std::size_t max) { return q.pop(out, max); }
+  void give(const std::int64_t* in, std::size_t n) { q.push(in, n); }
+};
+
+// s1 and s2: take, add one, pass on; returns after n values.
+template <class Link>
+void relay(Link& in, Link& out, std::int64_t n) {
+  std::array<std::int64_t, take_max> buf{};
+  std::int64_t seen = 0;
+  while (seen < n) {
+    const std::size_t k = in.take(buf.data(), buf.size());
+    for (std::size_t i = 0; i < k; ++i) buf[i] += 1;
+    out.give(buf.data(), k);
+    seen += static_cast<std::int64_t>(k);
+  }
+}
+
+template <class Link>
+void pipeline_queues(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  const std::int64_t n = state.range(1);
+  bool ok = true;
+  std::int64_t allocs = 0;
+  std::int64_t takes = 0;
+  for (auto _ : state) {
+    std::array<Link, 3> links;
+    rondo_bench::countdown started;
+    flag done;
+    rondo_bench::in_order_check result;  // s3's own check, copied out when it is done
+    std::int64_t sink_takes = 0;
+    std::thread s1 = rondo_bench::start_thread(-1, [&] {
+      started.arrive();
+      relay(links[0], links[1], n);
+    });
+    std::thread s2 = rondo_bench::start_thread(-1, [&] {
+      started.arrive();
+      relay(links[1], links[2], n);
+    });
+    std::thread s3 = rondo_bench::start_thread(-1, [&] {
+      started.arrive();
+      std::array<std::int64_t, take_max> buf{};
+      rondo_bench::in_order_check check;  // on s3's stack: no line shared with other threads
+      std::int64_t takes_here = 0;
+      while (check.next < n) {
+        const std::size_t k = links[2].take(buf.data(), buf.size());
+        if (k > 0) ++takes_here;
+        for (std::size_t i = 0; i < k; ++i) check.add(buf[i] - 2);
+      }
+      result = check;
+      sink_takes = takes_here;
+      done.raise();
+    });
+    started.await(3);
+    const std::int64_t a0 = rondo_bench::allocations();
+    const auto t0 = rondo_bench::clock::now();
+    std::array<std::int64_t, take_max> buf{};
+    for (std::int64_t s = 0; s < n; s += batch) {
+      for (std::int64_t i = 0; i < batch; ++i) buf[static_cast<std::size_t>(i)] = s + i;
+      links[0].give(buf.data(), static_cast<std::size_t>(batch));
+    }
+    done.await();
+    const auto t1 = rondo_bench::clock::now();
+    allocs += rondo_bench::allocations() - a0;
+    state.SetIterationTime(rondo_bench::seconds_between(t0, t1));
+    s1.join();
+    s2.join();
+    s3.join();
+    takes += sink_takes;
+    ok = ok && result.ok(n);
+  }
+  if (!rondo_bench::verify(state, ok, "last stage saw wrong, missing or reordered values")) return;
+  rondo_bench::report_events(state, n, allocs);
+  state.counters["mean_batch_s3"] = benchmark::Counter(static_cast<double>(state.iterations() * n) /
+                                                       static_cast<double>(takes > 0 ? takes : 1));
+}
+
+void pipeline_boost_spsc(benchmark::State& state) {
+  pipeline_queues<boost_link>(state);
+}
+void pipeline_mutex_cv(benchmark::State& state) {
+  pipeline_queues<mutex_link>(state);
+}
+
+constexpr std::int64_t n_events = std::int64_t{1} << 22;
+constexpr std::int64_t n_slow = std::int64_t{1} << 20;
+
+void chain_args(benchmark::internal::Benchmark* b, std::int64_t n, int iterations) {
+  b->ArgNames({"batch", "events"})
+      ->Args({1, n})
+      ->Args({32, n})
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond)
+      ->Iterations(iterations);
+}
+void fast_args(benchmark::internal::Benchmark* b) {
+  chain_args(b, n_events, 3);
+}
+void slow_args(benchmark::internal::Benchmark* b) {
+  chain_args(b, n_slow, 2);
+}
+void slowest_args(benchmark::internal::Benchmark* b) {
+  chain_args(b, n_slow / 2, 2);
+}
+
+}  // namespace
+
+BENCHMARK_CAPTURE(pipeline_rondo, busy_spin, rondo::wait_config{rondo::busy_spin{}})
+    ->Apply(slow_args);
+BENCHMARK_CAPTURE(pipeline_rondo, yielding, rondo::wait_config{rondo::yielding{}})
+    ->Apply(fast_args);
+BENCHMARK_CAPTURE(pipeline_rondo, sleeping, rondo::wait_config{rondo::sleeping{}})
+    ->Apply(fast_args);
+BENCHMARK_CAPTURE(pipeline_rondo, blocking, rondo::wait_config{rondo::blocking{}})
+    ->Apply(slowest_args);
+BENCHMARK(pipeline_boost_spsc)->Apply(fast_args);
+BENCHMARK(pipeline_mutex_cv)->Apply(slow_args);
