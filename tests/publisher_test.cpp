@@ -79,3 +79,26 @@ TEST_CASE("try_reserve and reserve_for respect capacity", "[publisher][determini
   CHECK_THROWS_AS(pub.reserve(3), std::invalid_argument);
   CHECK_THROWS_AS(pub.try_reserve(0), std::invalid_argument);
 }
+
+TEST_CASE("claim spans cover the claim, wrapping included", "[publisher][deterministic]") {
+  rondo::wait_strategy w;
+  rondo::ring_buffer<std::int64_t> ring(4);
+  rondo::single_producer_sequencer s(4, w);
+  rondo::sequence consumer;
+  s.add_gating_sequence(consumer);
+  rondo::publisher<std::int64_t> pub(ring, s);
+  pub.reserve(3).publish();
+  consumer.set(2);
+  auto c = pub.reserve(3);  // sequences 3, 4, 5: slots 3 | 0, 1
+  auto sp = c.spans();
+  CHECK(sp.first.size() == 1);
+  CHECK(sp.second.size() == 2);
+  std::int64_t v = 100;
+  for (auto seg : {sp.first, sp.second}) {
+    for (auto& ev : seg) ev = v++;
+  }
+  c.publish();
+  CHECK(ring[3] == 100);
+  CHECK(ring[4] == 101);
+  CHECK(ring[5] == 102);
+}

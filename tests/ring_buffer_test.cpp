@@ -53,3 +53,18 @@ TEST_CASE("a throwing factory leaves nothing behind", "[ring_buffer][determinist
                     "boom");
   CHECK(alive == 0);
 }
+
+TEST_CASE("contiguous() splits a run at the end of the ring", "[ring_buffer][deterministic]") {
+  rondo::ring_buffer<int> r(8);
+  auto one = r.contiguous(10, 4);  // slots 2..5
+  CHECK(one.first.data() == &r[10]);
+  CHECK(one.first.size() == 4);
+  CHECK(one.second.empty());
+  auto two = r.contiguous(6, 5);  // slots 6, 7 then 0, 1, 2
+  CHECK(two.first.data() == &r[6]);
+  CHECK(two.first.size() == 2);
+  CHECK(two.second.data() == &r[8]);
+  CHECK(two.second.size() == 3);
+  CHECK(r.contiguous(3, 0).first.empty());
+  CHECK(r.contiguous(0, 8).first.size() == 8);
+}

@@ -6,11 +6,13 @@
 
 #include <rondo/detail/config.hpp>
 
+#include <algorithm>
 #include <bit>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -81,6 +83,22 @@ class ring_buffer {
   }
 
   [[nodiscard]] std::int64_t capacity() const noexcept { return mask_ + 1; }
+
+  /// A run of sequences as contiguous memory: at most two spans, the second non-empty only when
+  /// the run wraps the end of the ring. Lets a producer or handler touch a batch without a mask
+  /// per slot (and lets the compiler vectorise the loop).
+  struct segments {
+    std::span<T> first;
+    std::span<T> second;
+  };
+
+  /// The slots of sequences [seq, seq + n), n in [0, capacity]. Unchecked.
+  [[nodiscard]] segments contiguous(std::int64_t seq, std::int64_t n) noexcept {
+    const std::int64_t start = seq & mask_;
+    const std::int64_t head = std::min(n, mask_ + 1 - start);
+    return {std::span<T>(slots_ + start, static_cast<std::size_t>(head)),
+            std::span<T>(slots_, static_cast<std::size_t>(n - head))};
+  }
 
  private:
   // Unused slots on both sides keep the first and last events off cache lines shared with

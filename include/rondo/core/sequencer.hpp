@@ -188,9 +188,11 @@ class sequencer {
 
   // Written only by close(); read by producers in every claim.
   alignas(detail::cache_line_size) std::atomic<bool> closed_{false};
-  // Single producer only: the highest claimed sequence (written by the producer, read by
-  // settle()). Multi producer: unused (the cursor is the claim mark).
+  // Single producer only, the producer's own line: the highest claimed sequence (its only
+  // store per claim besides the slot and the cursor; read by settle() at shutdown) and the
+  // slowest gating sequence it saw last (producer-private). Multi producer: unused.
   alignas(detail::cache_line_size) std::atomic<std::int64_t> claimed_{initial_sequence};
+  std::int64_t cached_gating_ = initial_sequence;
   // Multi producer only: tombstones ever published.
   alignas(detail::cache_line_size) std::atomic<std::int64_t> tombstones_{0};
   sequence cursor_;

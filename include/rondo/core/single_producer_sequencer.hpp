@@ -3,20 +3,25 @@
 // on its path.
 //
 // Theory of operation
-//   producer-only line:  next_ (last claimed), published_ (last published), cached_gating_
-//   cursor_ line:        written by the producer (release), read by barriers (acquire)
-//   claimed_ line:       written by the producer (release), read by settle() at shutdown
+//   producer line:  claimed_ (last claimed; relaxed/release stores by the producer, read by
+//                   settle() at shutdown), cached_gating_ (producer-private)
+//   cursor_ line:   written by the producer (release), read by barriers (acquire)
 //
-// reserve(n): hi = next_ + n; the slot hi - capacity must have been passed by every gating
+// reserve(n): hi = claimed + n; the slot hi - capacity must have been passed by every gating
 // sequence. cached_gating_ remembers the slowest gating sequence seen last time, so the producer
 // reads the consumers' lines only once per lap of the ring, not once per event (the reason the
 // usual C++ disruptors run at tens of M/s here while SPSC queues run at hundreds).
 // publish(lo, hi): one release store of the cursor, then the wait strategy's signal (a no-op
 // unless it blocks).
 //
-// Contract: at most one open claim at a time (checked; a second reserve throws
-// std::logic_error). That is what makes abandon() exact: dropping a claim rolls next_ back and
-// nothing stale is ever published.
+// Per claim the fast path stores three words: the claim mark (a line only the producer writes),
+// the slots and the cursor. Fewer stores matter: when a consumer is close behind, the cursor and
+// slot lines need a round trip to the other core, in-order store retirement holds every later
+// store behind them, and each extra store fills the store buffer sooner.
+//
+// Contract: at most one open claim at a time (checked: claimed_ != cursor_ means one is open; a
+// second reserve throws std::logic_error). That is what makes abandon() exact: dropping a claim
+// rolls the claim mark back and nothing stale is ever published.
 
 #include <rondo/core/sequencer.hpp>
 
@@ -36,9 +41,10 @@ class single_producer_sequencer final : public sequencer {
   [[nodiscard]] std::optional<std::int64_t> try_reserve(std::int64_t n) {
     check_n(n, capacity_);
     check_no_open_claim();
-    const std::int64_t hi = next_ + n;
+    const std::int64_t next = last_claimed();
+    const std::int64_t hi = next + n;
     if (!has_capacity_cached(hi)) {
-      cached_gating_ = minimum_gating_sequence(next_);
+      cached_gating_ = minimum_gating_sequence(next);
       if (hi - capacity_ > cached_gating_) {
         // A closed ring answers "closed", not "full": the producer must learn to stop.
         // Relaxed: advisory; claim() holds the authoritative check.
@@ -61,11 +67,12 @@ class single_producer_sequencer final : public sequencer {
                                                           wait_strategy::clock::time_point deadline) {
     check_n(n, capacity_);
     check_no_open_claim();
-    const std::int64_t hi = next_ + n;
+    const std::int64_t next = last_claimed();
+    const std::int64_t hi = next + n;
     if (!has_capacity_cached(hi)) {
       const auto st = waits_->wait_until(
           [&] {
-            cached_gating_ = minimum_gating_sequence(next_);
+            cached_gating_ = minimum_gating_sequence(next);
             return hi - capacity_ <= cached_gating_;
           },
           [&] {
@@ -81,7 +88,6 @@ class single_producer_sequencer final : public sequencer {
 
   /// Publishes [lo, hi]; hi must be the open claim's end.
   void publish(std::int64_t /*lo*/, std::int64_t hi) noexcept {
-    published_ = hi;
     // Pairs with the acquire load in sequence_barrier::available(): the slot writes before
     // this store are visible to a handler that sees the new cursor.
     cursor_.set(hi);
@@ -91,28 +97,34 @@ class single_producer_sequencer final : public sequencer {
   /// Gives the open claim [lo, hi] back without publishing it: the next reserve reuses the same
   /// sequences, and handlers never see the unfinished slots.
   void abandon(std::int64_t lo, std::int64_t /*hi*/) noexcept {
-    next_ = lo - 1;
     // Pairs with the acquire load in settle(): a shutdown waiting for this claim stops waiting.
-    claimed_.store(next_, std::memory_order_release);
+    claimed_.store(lo - 1, std::memory_order_release);
   }
 
  private:
+  // The producer's own claim mark: relaxed, as only this thread writes it.
+  [[nodiscard]] std::int64_t last_claimed() const noexcept {
+    return claimed_.load(std::memory_order_relaxed);
+  }
+
   [[nodiscard]] bool has_capacity_cached(std::int64_t hi) const noexcept {
     return hi - capacity_ <= cached_gating_;
   }
 
   void check_no_open_claim() const {
-    if (next_ != published_) {
+    // Relaxed: the cursor's only writer is this thread.
+    const std::int64_t published = cursor_.get_relaxed();
+    if (last_claimed() != published) {
       throw std::logic_error("single producer: reserve() while the claim of sequences [" +
-                             std::to_string(published_ + 1) + ", " + std::to_string(next_) +
+                             std::to_string(published + 1) + ", " +
+                             std::to_string(last_claimed()) +
                              "] is still open; publish or drop it first");
     }
   }
 
   std::int64_t claim(std::int64_t hi) {
-    const std::int64_t lo = next_ + 1;
-    next_ = hi;
-    // Pairs with the acquire load in settle().
+    const std::int64_t lo = last_claimed() + 1;
+    // Release: pairs with the acquire load in settle().
     claimed_.store(hi, std::memory_order_release);
     // Light side of the claim/close handshake; the heavy side is in sequencer::close().
     detail::asymmetric_fence::light();
@@ -122,11 +134,6 @@ class single_producer_sequencer final : public sequencer {
     }
     return hi;
   }
-
-  // Written and read by the producer thread only.
-  alignas(detail::cache_line_size) std::int64_t next_ = initial_sequence;
-  std::int64_t published_ = initial_sequence;
-  std::int64_t cached_gating_ = initial_sequence;
 };
 
 }  // namespace rondo

@@ -93,6 +93,12 @@ class [[nodiscard]] claim {
   [[nodiscard]] std::size_t size() const noexcept { return std::size_t(hi_ - lo_ + 1); }
   [[nodiscard]] bool is_open() const noexcept { return pub_ != nullptr; }
 
+  /// The claim's slots as at most two contiguous spans (two when the claim wraps the ring's end):
+  /// `for (auto seg : {s.first, s.second}) for (T& ev : seg) ...` fills without a mask per slot.
+  [[nodiscard]] typename ring_buffer<T>::segments spans() const noexcept {
+    return pub_->ring_->contiguous(lo_, hi_ - lo_ + 1);
+  }
+
   iterator begin() const noexcept { return {pub_ ? pub_->ring_ : nullptr, lo_}; }
   iterator end() const noexcept { return {pub_ ? pub_->ring_ : nullptr, hi_ + 1}; }
 
