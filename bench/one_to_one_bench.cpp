@@ -5,7 +5,8 @@
 //
 // Competitors, all in this binary, all with 65,536 slots and busy-spinning on both sides:
 //   rondo_dsl        rondo::disruptor<int64_t> with one stage (thread stage runner, metrics on);
-//                    the producer uses publisher::reserve(b) / claim::publish()
+//                    the producer uses publisher::reserve(b) / claim::publish(); linger:64 runs
+//                    the stage with stage_options{.linger_below = 64, .linger_pauses = 64}
 //   rondo_core       ring_buffer + single_producer_sequencer + sequence_barrier +
 //                    batch_processor on a thread of our own; the producer calls the sequencer
 //   boost_spsc       boost::lockfree::spsc_queue (compile-time capacity); push one or push a
@@ -161,6 +162,8 @@ void produce_claims(Pub& pub, std::int64_t n, std::int64_t batch) {
 void one_to_one_rondo_dsl(benchmark::State& state) {
   const std::int64_t batch = state.range(0);
   const std::int64_t n = state.range(1);
+  // stage_options::linger_below / linger_pauses (0: off, the default; latency first).
+  const std::int64_t linger = state.range(2);
   const auto [cpu_a, cpu_b] = rondo_bench::pair_cpus();
   rondo_bench::scoped_pin pin(cpu_a);
   totals sum;
@@ -172,7 +175,9 @@ void one_to_one_rondo_dsl(benchmark::State& state) {
                  .capacity(capacity)
                  .wait(rondo::busy_spin{})
                  .metrics()
-                 .stage("sum", summing_stage{&out, cpu_b, n - 1})
+                 .stage("sum", summing_stage{&out, cpu_b, n - 1},
+                        rondo::stage_options{.linger_below = linger,
+                                             .linger_pauses = static_cast<std::uint32_t>(linger)})
                  .build();
     d.start();
     out.ready.await();
@@ -474,7 +479,15 @@ BENCHMARK(one_to_one_harness_baseline)
     ->Args({1, n_batch1})
     ->Args({32, n_batch32})
     ->Unit(benchmark::kMillisecond);
-BENCHMARK(one_to_one_rondo_dsl)->Apply(two_thread_args)->Args({1, n_batch1})->Args({32, n_batch32});
+BENCHMARK(one_to_one_rondo_dsl)
+    ->ArgNames({"batch", "events", "linger"})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3)
+    ->Args({1, n_batch1, 0})
+    ->Args({32, n_batch32, 0})
+    ->Args({1, n_batch1, 64})
+    ->Args({32, n_batch32, 64});
 BENCHMARK(one_to_one_rondo_core)
     ->Apply(two_thread_args)
     ->Args({1, n_batch1})

@@ -150,4 +150,6 @@ TEST_CASE("negative max_batch is rejected", "[batch_processor][deterministic]") 
   using proc_t = rondo::batch_processor<int, decltype(h)>;
   CHECK_THROWS_WITH(proc_t(ring, b, h, rondo::stage_options{.max_batch = -3}, "m"),
                     "stage 'm': max_batch -3 is negative");
+  CHECK_THROWS_WITH(proc_t(ring, b, h, rondo::stage_options{.linger_below = -1}, "m"),
+                    "stage 'm': linger_below -1 is negative");
 }

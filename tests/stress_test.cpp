@@ -28,6 +28,7 @@ struct topology {
   std::vector<std::vector<int>> deps;  // deps[i] are stages < i
   std::int64_t capacity = 2;
   std::int64_t max_batch = 0;
+  std::int64_t linger_below = 0;
   int producers = 1;
   bool multi = false;
   rondo::wait_config wait;
@@ -42,7 +43,7 @@ struct topology {
       s += ") ";
     }
     return s + "] capacity " + std::to_string(capacity) + " max_batch " +
-           std::to_string(max_batch) + " producers " + std::to_string(producers) +
+           std::to_string(max_batch) + " linger<" + std::to_string(linger_below) + " producers " + std::to_string(producers) +
            (multi ? " multi" : " single") + " wait #" + std::to_string(wait.index()) +
            " events/producer " + std::to_string(events_per_producer) + " reserve<=" +
            std::to_string(reserve_max);
@@ -63,6 +64,7 @@ topology random_topology(std::mt19937_64& rng) {
   }
   t.capacity = std::int64_t{1} << pick(1, 12);  // 2 .. 4096
   t.max_batch = pick(0, 1) == 0 ? 0 : pick(1, t.capacity);
+  t.linger_below = pick(0, 3) == 0 ? pick(1, 64) : 0;
   const int producer_choices[] = {1, 2, 4};
   t.producers = producer_choices[pick(0, 2)];
   t.multi = t.producers > 1 || pick(0, 1) == 0;
@@ -106,7 +108,9 @@ void run_topology(const topology& t) {
     }
     stage_record* r = recs[i].get();
     b.stage("s" + std::to_string(i), [r](event& e, std::int64_t s, bool) { r->on_event(e, s); },
-            deps, rondo::stage_options{.max_batch = t.max_batch});
+            deps,
+            rondo::stage_options{.max_batch = t.max_batch, .linger_below = t.linger_below,
+                                 .linger_pauses = t.linger_below > 0 ? 16U : 0U});
   }
   auto d = b.build();
   d.start();
