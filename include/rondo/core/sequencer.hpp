@@ -167,15 +167,18 @@ class sequencer {
     return flags_ == nullptr ? claimed_.load(std::memory_order_acquire) : cursor_.get();
   }
 
-  [[noreturn]] static void throw_closed() {
+  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] static void throw_closed() {
     throw closed("rondo: the disruptor is closed; no more reservations are granted");
   }
 
   static void check_n(std::int64_t n, std::int64_t capacity) {
-    if (n < 1 || n > capacity) {
-      throw std::invalid_argument("reserve(" + std::to_string(n) + "): n must be in [1, " +
-                                  std::to_string(capacity) + "] (the ring capacity)");
-    }
+    if (n < 1 || n > capacity) [[unlikely]] throw_bad_n(n, capacity);
+  }
+
+  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] static void throw_bad_n(std::int64_t n,
+                                                                      std::int64_t capacity) {
+    throw std::invalid_argument("reserve(" + std::to_string(n) + "): n must be in [1, " +
+                                std::to_string(capacity) + "] (the ring capacity)");
   }
 
   // Read-mostly configuration, shared by everybody.

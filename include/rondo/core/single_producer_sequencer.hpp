@@ -58,13 +58,20 @@ class single_producer_sequencer final : public sequencer {
   /// Claims n slots, waiting with the wait strategy while the ring is full. Throws as
   /// try_reserve, and rondo::closed if the sequencer is closed while waiting.
   [[nodiscard]] std::int64_t reserve(std::int64_t n) {
-    auto r = reserve_until(n, wait_strategy::clock::time_point::max());
-    return *r;  // no deadline: only a value or an exception comes back
+    const std::int64_t next = last_claimed();
+    const std::int64_t hi = next + n;
+    // The fast path, inlined: a valid n, no open claim (relaxed: the cursor's only writer is
+    // this thread), and capacity known from the cached gating sequence.
+    if (n >= 1 && n <= capacity_ && next == cursor_.get_relaxed() && has_capacity_cached(hi))
+        [[likely]] {
+      return claim(hi);
+    }
+    return *reserve_until(n, wait_strategy::clock::time_point::max());
   }
 
   /// As reserve(), giving up at `deadline` (nullopt).
-  [[nodiscard]] std::optional<std::int64_t> reserve_until(std::int64_t n,
-                                                          wait_strategy::clock::time_point deadline) {
+  [[nodiscard]] [[gnu::noinline]] std::optional<std::int64_t> reserve_until(
+      std::int64_t n, wait_strategy::clock::time_point deadline) {
     check_n(n, capacity_);
     check_no_open_claim();
     const std::int64_t next = last_claimed();
@@ -123,16 +130,20 @@ class single_producer_sequencer final : public sequencer {
   }
 
   std::int64_t claim(std::int64_t hi) {
-    const std::int64_t lo = last_claimed() + 1;
     // Release: pairs with the acquire load in settle().
     claimed_.store(hi, std::memory_order_release);
     // Light side of the claim/close handshake; the heavy side is in sequencer::close().
     detail::asymmetric_fence::light();
-    if (closed_.load(std::memory_order_relaxed)) {
-      abandon(lo, hi);
-      throw_closed();
+    if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
+      give_back_and_throw(hi);
     }
     return hi;
+  }
+
+  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] void give_back_and_throw(std::int64_t hi) {
+    // Relaxed: the cursor's only writer is this thread; the claim began right after it.
+    abandon(cursor_.get_relaxed() + 1, hi);
+    throw_closed();
   }
 };
 
