@@ -33,7 +33,7 @@ cmake --preset release >/dev/null
 cmake --build --preset release -j "$jobs"
 if [ -x bench/smoke.sh ]; then bench/smoke.sh build/release; fi
 
-step "install + find_package(rondo CONFIG) from a consumer project"
+step "a consumer project: find_package(rondo CONFIG) after install, and add_subdirectory"
 rm -rf build/install build/consumer
 cmake --preset dev >/dev/null
 cmake --build --preset dev -j "$jobs"
@@ -41,6 +41,10 @@ cmake --install build/dev --prefix build/install >/dev/null
 cmake -S tests/install_consumer -B build/consumer -G Ninja -DCMAKE_PREFIX_PATH="$PWD/build/install" >/dev/null
 cmake --build build/consumer
 ./build/consumer/rondo_consumer
+rm -rf build/consumer-subdir
+cmake -S tests/install_consumer -B build/consumer-subdir -G Ninja -DRONDO_SOURCE_DIR="$PWD" >/dev/null
+cmake --build build/consumer-subdir
+./build/consumer-subdir/rondo_consumer
 
 step "dev build (g++ 12, warnings as errors): every test and example"
 ctest --preset dev -j "$jobs" --timeout 300

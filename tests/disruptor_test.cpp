@@ -296,3 +296,93 @@ TEST_CASE("one thread can publish, poll and drain: drain_for(0) first", "[disrup
   CHECK(d.metrics("a").metrics.events == 5);
   CHECK_THROWS_AS(d.metrics("zz"), std::invalid_argument);
 }
+
+TEST_CASE("close before start reports what was published and does not hang",
+          "[disruptor][deterministic]") {
+  auto d = rondo::disruptor<event>::builder().capacity(8).stage("a", noop).build();
+  for (int i = 0; i < 3; ++i) d.publisher().publish_event([](event&, std::int64_t) {});
+  const auto rep = d.close();
+  CHECK(rep.published == 3);
+  CHECK(rep.unprocessed == 3);
+  CHECK_THROWS_AS(d.start(), std::logic_error);
+}
+
+TEST_CASE("move-assigning over a running disruptor shuts the old one down",
+          "[disruptor][deterministic]") {
+  std::atomic<std::int64_t> handled{0};
+  auto counting = [&](event&, std::int64_t, bool) {
+    // Relaxed: read after drain.
+    handled.fetch_add(1, std::memory_order_relaxed);
+  };
+  auto d = rondo::disruptor<event>::builder().wait(rondo::blocking{}).stage("a", noop).build();
+  d.start();
+  d = rondo::disruptor<event>::builder().wait(rondo::blocking{}).stage("b", counting).build();
+  d.start();
+  d.publisher().publish_event([](event&, std::int64_t) {});
+  d.drain();
+  CHECK(handled.load(std::memory_order_relaxed) == 1);
+  auto moved = std::move(d);
+  CHECK_THROWS_WITH(d.start(), Catch::Contains("moved from"));
+  CHECK_THROWS_AS(d.publisher(), std::logic_error);
+}
+
+TEST_CASE("a throwing on_start halts the disruptor instead of terminating",
+          "[disruptor][deterministic]") {
+  struct bad_start {
+    void operator()(event&, std::int64_t, bool) {}
+    void on_start() { throw std::runtime_error("no config"); }
+  };
+  auto d = rondo::disruptor<event>::builder().stage("init", bad_start{}).build();
+  d.start();
+  CHECK_THROWS_WITH(d.join(), "stage 'init' failed at sequence 0: no config");
+}
+
+TEST_CASE("drain_for returns false while this thread holds an open claim",
+          "[disruptor][deterministic]") {
+  auto d = rondo::disruptor<event>::builder().capacity(8).stage("a", noop).build();
+  d.start();
+  auto c = d.publisher().reserve(1);
+  CHECK_FALSE(d.drain_for(1ms));
+  c[0].fill(0, 0);
+  c.publish();
+  CHECK(d.drain_for(10s));
+  CHECK_THROWS_WITH(d.drain(), Catch::Contains("already drained"));
+}
+
+TEST_CASE("lifecycle calls from a stage thread are refused", "[disruptor][deterministic]") {
+  rondo::disruptor<event>* self = nullptr;
+  std::string message;
+  auto d = rondo::disruptor<event>::builder()
+               .capacity(8)
+               .stage("selfish",
+                      [&](event&, std::int64_t, bool) {
+                        try {
+                          (void)self->close();
+                        } catch (const std::logic_error& e) {
+                          message = e.what();  // read after drain joined this thread
+                        }
+                      })
+               .build();
+  self = &d;
+  d.start();
+  d.publisher().publish_event([](event&, std::int64_t) {});
+  d.drain();
+  CHECK(message == "disruptor::close() called from the thread of stage 'selfish': it would wait "
+                   "for itself");
+}
+
+TEST_CASE("negative timeouts and empty callbacks are rejected", "[disruptor][deterministic]") {
+  auto d = rondo::disruptor<event>::builder().stage("a", noop).build();
+  CHECK_THROWS_WITH(d.drain_for(-5ns), "disruptor::drain_for: timeout -5 ns is negative");
+  CHECK_THROWS_AS(d.publisher().reserve_for(1, -1ns), std::invalid_argument);
+  CHECK_THROWS_AS(rondo::wait_strategy(rondo::blocking{.timeout = -1ms}), std::invalid_argument);
+  CHECK_THROWS_WITH(rondo::error_policy::call({}), Catch::Contains("empty"));
+  CHECK_THROWS_AS((void)rondo::disruptor<event>::builder()
+                      .wait(rondo::sleeping{.sleep = -1us})
+                      .stage("a", noop)
+                      .build(),
+                  std::invalid_argument);
+  // A huge timeout saturates instead of overflowing.
+  auto c = d.publisher().reserve_for(1, std::chrono::nanoseconds::max());
+  CHECK(c.has_value());
+}

@@ -65,11 +65,17 @@ TEST_CASE("poller skips tombstones", "[event_poller][deterministic]") {
   rondo::event_poller<int> p(ring, s);
   s.abandon(0, s.reserve(2));
   s.publish(2, s.reserve(1));
-  std::vector<std::int64_t> seen;
-  (void)p.poll([&](int&, std::int64_t seq, bool) {
+  s.abandon(3, s.reserve(1));
+  std::vector<std::int64_t> seen, ends;
+  (void)p.poll([&](int&, std::int64_t seq, bool eob) {
     seen.push_back(seq);
+    if (eob) ends.push_back(seq);
     return true;
   });
   CHECK(seen == std::vector<std::int64_t>{2});
-  CHECK(p.position().get() == 2);
+  CHECK(ends == std::vector<std::int64_t>{2});  // the last real event ends the batch
+  CHECK(p.position().get() == 3);
+  CHECK(p.tombstones_passed() == 3);
+  p.barrier().alert();
+  CHECK(p.poll([](int&, std::int64_t, bool) { return true; }) == rondo::poll_state::stopped);
 }

@@ -197,11 +197,11 @@ TEST_CASE("drain and close racing with blocked producers", "[disruptor][stress]"
     for (int p = 0; p < nprod; ++p) {
       producers.emplace_back([&] {
         try {
-          for (;;) {
-            auto c = d.publisher().reserve(1);
+          for (std::int64_t k = 1;; k = k % 4 + 1) {
+            auto c = d.publisher().reserve(k);
             c.publish();
             // Relaxed: read after join.
-            published.fetch_add(1, std::memory_order_relaxed);
+            published.fetch_add(k, std::memory_order_relaxed);
           }
         } catch (const rondo::closed&) {
         }

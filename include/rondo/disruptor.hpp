@@ -37,6 +37,8 @@
 #include <rondo/dsl/publisher.hpp>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -94,6 +96,10 @@ class stage_runner {
   [[nodiscard]] virtual sequence& position() noexcept = 0;
   [[nodiscard]] virtual sequence_barrier& barrier() noexcept = 0;
   [[nodiscard]] virtual stage_metrics_snapshot metrics() const noexcept = 0;
+  /// Tombstones the stage has passed (all at or below its position).
+  [[nodiscard]] virtual std::int64_t tombstones_passed() const noexcept = 0;
+  /// The stage's own thread, if it has one and it is running.
+  [[nodiscard]] virtual std::thread::id thread_id() const noexcept { return {}; }
 };
 
 template <class T, class H>
@@ -108,18 +114,34 @@ class thread_stage_runner final : public stage_runner {
 
   void start(std::function<void(const stage_error&)> on_failure) override {
     thread_ = std::thread([this, cb = std::move(on_failure)] {
+      // Release: pairs with the acquire load in thread_id() (lifecycle calls made on this
+      // thread are refused by comparing against it).
+      id_.store(std::this_thread::get_id(), std::memory_order_release);
       try {
         proc_.run();
       } catch (const stage_error& e) {
         cb(e);
+      } catch (...) {
+        // run() turns handler and hook failures into stage_error; anything else (a bad_alloc
+        // building the error) still halts rather than terminating the process.
+        cb(stage_error(proc_.name(), proc_.position().get_relaxed() + 1, std::current_exception()));
       }
       // Pairs with the acquire load in finished().
       done_.store(true, std::memory_order_release);
     });
+    started_ = true;
   }
   [[nodiscard]] bool finished() const noexcept override {
-    // Pairs with the release store at the end of the thread.
-    return done_.load(std::memory_order_acquire);
+    // A stage that never started has nothing in flight. Pairs with the release store at the end
+    // of the thread.
+    return !started_ || done_.load(std::memory_order_acquire);
+  }
+  [[nodiscard]] std::int64_t tombstones_passed() const noexcept override {
+    return proc_.tombstones_passed();
+  }
+  [[nodiscard]] std::thread::id thread_id() const noexcept override {
+    // Pairs with the release store at the start of the thread.
+    return id_.load(std::memory_order_acquire);
   }
   void join() noexcept override {
     if (thread_.joinable()) thread_.join();
@@ -132,7 +154,9 @@ class thread_stage_runner final : public stage_runner {
   sequence_barrier barrier_;
   batch_processor<T, H> proc_;
   std::thread thread_;
+  bool started_ = false;  // set by the lifecycle thread before anyone reads it
   std::atomic<bool> done_{false};
+  std::atomic<std::thread::id> id_{};
 };
 
 template <class T>
@@ -151,6 +175,9 @@ class poller_stage_runner final : public stage_runner {
   sequence& position() noexcept override { return poller_.position(); }
   sequence_barrier& barrier() noexcept override { return poller_.barrier(); }
   stage_metrics_snapshot metrics() const noexcept override { return poller_.metrics(); }
+  [[nodiscard]] std::int64_t tombstones_passed() const noexcept override {
+    return poller_.tombstones_passed();
+  }
   event_poller<T>& poller() noexcept { return poller_; }
 
  private:
@@ -168,39 +195,47 @@ class disruptor {
   class builder;
 
   disruptor(disruptor&&) noexcept = default;
-  disruptor& operator=(disruptor&&) noexcept = default;
-  /// Closes (if still running) and joins every stage thread. Never throws; never waits for
-  /// anything but in-flight batches.
+  /// Shuts down the disruptor being replaced (as the destructor does) before taking `o`'s.
+  disruptor& operator=(disruptor&& o) noexcept {
+    if (this != &o) {
+      if (s_) s_->shutdown_quietly();
+      s_ = std::move(o.s_);
+    }
+    return *this;
+  }
+  /// Closes (if still running) and joins every stage thread. Never throws. Waits for in-flight
+  /// batches and for claims already granted to be published or dropped.
   ~disruptor() {
     if (s_) s_->shutdown_quietly();
   }
 
   /// Starts every stage. Throws std::logic_error if already started.
-  void start() { s_->start(); }
+  void start() { st().start(); }
 
   /// The producer handle (thread-safe for producer_type::multi).
-  [[nodiscard]] rondo::publisher<T>& publisher() noexcept { return *s_->pub; }
+  [[nodiscard]] rondo::publisher<T>& publisher() { return *st().pub; }
 
   /// Stops new reservations, waits until every stage has handled every published event, stops
   /// the stages. Throws rondo::stage_error if a handler halted the disruptor (before or during
   /// the drain), std::logic_error if never started, already drained or closed.
-  void drain() { (void)s_->drain_until(wait_strategy::clock::time_point::max()); }
+  void drain() { (void)st().drain_until(wait_strategy::clock::time_point::max()); }
 
-  /// As drain(), giving up after `timeout`: returns false if the stages have not finished by
-  /// then (the disruptor stays draining; call drain_for again, or close()).
+  /// As drain(), giving up after `timeout`: returns false if granted claims are still open or
+  /// the stages have not finished by then (the disruptor stays draining; call drain_for again,
+  /// or close()). Throws std::invalid_argument for a negative timeout.
   [[nodiscard]] bool drain_for(std::chrono::nanoseconds timeout) {
-    return s_->drain_until(wait_strategy::clock::now() + timeout);
+    return st().drain_until(detail::deadline_after(timeout, "disruptor::drain_for"));
   }
 
   /// Stops new reservations and stops every stage after its in-flight batch; reports how many
   /// events were published and how many of them were not handled by every stage. Producers waiting in reserve() get
   /// rondo::closed. Throws std::logic_error if already drained or closed. Does not throw a
   /// handler failure: join() does.
-  close_report close() { return s_->close(); }
+  close_report close() { return st().close(); }
 
   /// Waits for every stage thread to exit (after drain, close or a handler failure), then
   /// rethrows the first handler failure as rondo::stage_error, if any.
-  void join() { s_->join(); }
+  void join() { st().join(); }
 
   /// The poller stage registered under `name`. Throws std::invalid_argument for an unknown name
   /// or a name that is not a poller.
@@ -208,26 +243,31 @@ class disruptor {
   /// drain() waits for pollers too, and only their owners can move them: if the thread that
   /// drains also polls, begin with drain_for(0ns) (stops producers, sets the limit, returns at
   /// once), poll until poll_state::stopped, then drain().
-  [[nodiscard]] event_poller<T>& poller(std::string_view name) { return s_->poller(name); }
+  [[nodiscard]] event_poller<T>& poller(std::string_view name) { return st().poller(name); }
 
   /// Names, positions and counters of every stage, in topological order (counters are zero
   /// unless the builder enabled metrics).
-  [[nodiscard]] std::vector<stage_report> metrics() const { return s_->metrics(); }
+  [[nodiscard]] std::vector<stage_report> metrics() const { return st().metrics(); }
 
   /// The report of one stage. Throws std::invalid_argument for an unknown name.
   [[nodiscard]] stage_report metrics(std::string_view name) const {
-    for (auto& r : s_->metrics()) {
+    for (auto& r : st().metrics()) {
       if (r.name == name) return r;
     }
     throw std::invalid_argument("disruptor::metrics(\"" + std::string(name) +
                                 "\"): no stage of that name");
   }
 
-  [[nodiscard]] ring_buffer<T>& ring() noexcept { return s_->ring; }
-  [[nodiscard]] const sequencer& sequencer_of() const noexcept { return *s_->seqr; }
+  [[nodiscard]] ring_buffer<T>& ring() { return st().ring; }
+  [[nodiscard]] const sequencer& sequencer_of() const { return *st().seqr; }
 
  private:
   explicit disruptor(std::unique_ptr<state> s) : s_(std::move(s)) {}
+
+  state& st() const {
+    if (!s_) throw std::logic_error("rondo::disruptor: used after it was moved from");
+    return *s_;
+  }
 
   enum class phase : std::uint8_t { built, running, draining, drained, closed };
 
@@ -258,11 +298,33 @@ class disruptor {
     }
 
     void start() {
+      check_not_stage_thread("start");
       std::lock_guard lk(lifecycle);
       if (ph != phase::built) throw std::logic_error("disruptor::start(): already started");
       ph = phase::running;
-      for (auto& r : runners) {
-        r->start([this](const stage_error& e) { halt(e); });
+      try {
+        for (auto& r : runners) {
+          r->start([this](const stage_error& e) { halt(e); });
+        }
+      } catch (...) {
+        // A thread could not be created: stop the stages already running, as close() would.
+        ph = phase::closed;
+        seqr->close();
+        for (auto& r : runners) r->barrier().alert();
+        join_threads();
+        throw;
+      }
+    }
+
+    // A lifecycle call on a stage's own thread would wait for itself.
+    void check_not_stage_thread(const char* what) const {
+      const auto me = std::this_thread::get_id();
+      for (std::size_t i = 0; i < runners.size(); ++i) {
+        if (runners[i]->thread_id() == me) {
+          throw std::logic_error(std::string("disruptor::") + what +
+                                 "() called from the thread of stage '" + names[i] +
+                                 "': it would wait for itself");
+        }
       }
     }
 
@@ -309,6 +371,7 @@ class disruptor {
     }
 
     bool drain_until(wait_strategy::clock::time_point deadline) {
+      check_not_stage_thread("drain");
       std::lock_guard lk(lifecycle);
       switch (ph) {
         case phase::built:
@@ -317,15 +380,19 @@ class disruptor {
           throw std::logic_error("disruptor::drain(): already drained");
         case phase::closed:
           throw std::logic_error("disruptor::drain(): already closed");
-        case phase::running: {
+        case phase::running:
           ph = phase::draining;
           seqr->close();
-          final_sequence = seqr->settle();
-          for (auto& r : runners) r->barrier().set_limit(final_sequence);
           break;
-        }
         case phase::draining:
           break;
+      }
+      if (!limit_set) {
+        const auto f = seqr->settle_until(deadline);
+        if (!f) return false;  // a granted claim is still open; the next call goes on from here
+        final_sequence = *f;
+        for (auto& r : runners) r->barrier().set_limit(final_sequence);
+        limit_set = true;
       }
       if (!wait_finished(deadline)) return false;
       join_threads();
@@ -335,38 +402,60 @@ class disruptor {
     }
 
     close_report close() {
+      check_not_stage_thread("close");
       std::lock_guard lk(lifecycle);
       if (ph == phase::drained) throw std::logic_error("disruptor::close(): already drained");
       if (ph == phase::closed) throw std::logic_error("disruptor::close(): already closed");
       ph = phase::closed;
       seqr->close();
-      final_sequence = seqr->settle();
-      for (auto& r : runners) r->barrier().alert();
+      // Waits for claims already granted: their producers are filling them right now.
+      final_sequence = *seqr->settle_until(wait_strategy::clock::time_point::max());
+      for (auto& r : runners) {
+        // The limit keeps stages from walking onto tombstones that producers racing with the
+        // close publish past the final sequence.
+        r->barrier().set_limit(final_sequence);
+        r->barrier().alert();
+      }
       (void)wait_finished(wait_strategy::clock::time_point::max());
       join_threads();
       // Tombstones (claims given back) are sequences, not events: the report leaves them out.
+      // The slowest stage has passed tombstones_passed() of them; the rest up to the final
+      // sequence are counted from the flags.
+      detail::stage_runner* slowest = nullptr;
+      for (auto& r : runners) {
+        if (slowest == nullptr || r->position().get() < slowest->position().get()) {
+          slowest = r.get();
+        }
+      }
+      const std::int64_t done = slowest->position().get();
+      const std::int64_t pending_tombs = seqr->count_tombstones(done + 1, final_sequence);
       close_report rep;
-      rep.published = final_sequence + 1 - seqr->tombstone_count();
-      std::int64_t slowest = final_sequence;
-      for (auto& r : runners) slowest = std::min(slowest, r->position().get());
-      rep.unprocessed =
-          final_sequence - slowest - seqr->count_tombstones(slowest + 1, final_sequence);
+      rep.published = final_sequence + 1 - slowest->tombstones_passed() - pending_tombs;
+      rep.unprocessed = final_sequence - done - pending_tombs;
       return rep;
     }
 
     void join() {
+      check_not_stage_thread("join");
+      std::lock_guard lk(lifecycle);
       join_threads();
       rethrow_failure();
     }
 
     void shutdown_quietly() noexcept {
       try {
+        check_not_stage_thread("~disruptor");
         bool need_close = false;
         {
           std::lock_guard lk(lifecycle);
           need_close = ph == phase::running || ph == phase::draining;
         }
         if (need_close) (void)close();
+      } catch (const std::logic_error& e) {
+        // Destroyed on one of its own stage threads: joining would wait for ever and not joining
+        // would free what that thread is running on. Neither is acceptable; say so and stop.
+        std::fprintf(stderr, "rondo: %s\n", e.what());
+        std::abort();
       } catch (...) {
       }
       join_threads();
@@ -405,6 +494,7 @@ class disruptor {
     std::mutex lifecycle;
     phase ph = phase::built;
     std::int64_t final_sequence = initial_sequence;
+    bool limit_set = false;  // drain: the final sequence is known and every stage has its limit
     std::atomic<bool> halted{false};
     std::mutex failure_mu;
     std::optional<stage_error> failure;
@@ -418,6 +508,13 @@ class disruptor {
 template <class T>
 class disruptor<T>::builder {
  public:
+  builder() = default;
+  builder(builder&&) noexcept = default;
+  builder& operator=(builder&&) noexcept = default;
+  // Handlers are moved into the disruptor at build(): copies would share them.
+  builder(const builder&) = delete;
+  builder& operator=(const builder&) = delete;
+
   /// Ring capacity: a power of two >= 1 (default 1024).
   builder& capacity(std::int64_t n) {
     capacity_ = n;

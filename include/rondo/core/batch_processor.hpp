@@ -20,6 +20,8 @@
 #include <rondo/core/sequence_barrier.hpp>
 #include <rondo/core/stage_metrics.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <exception>
 #include <string>
@@ -75,13 +77,13 @@ class batch_processor {
   /// Processes until the barrier is alerted or passes its limit. Throws rondo::stage_error when
   /// a handler exception halts the stage (its position is then the last handled sequence).
   void run() {
-    detail::call_on_start(handler_);
     std::exception_ptr failure;
     std::int64_t failed_at = 0;
     try {
+      detail::call_on_start(handler_);
       loop(failure, failed_at);
     } catch (...) {
-      // A hook (on_batch_start, on_timeout) threw: same as a handler failure.
+      // A hook (on_start, on_batch_start, on_timeout) threw: same as a handler failure.
       failure = std::current_exception();
       failed_at = position_.get_relaxed() + 1;
     }
@@ -103,6 +105,13 @@ class batch_processor {
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   [[nodiscard]] stage_metrics_snapshot metrics() const noexcept { return metrics_.snapshot(); }
 
+  /// How many tombstones (claims given back) this stage has passed; all are at or below
+  /// position().
+  [[nodiscard]] std::int64_t tombstones_passed() const noexcept {
+    // Relaxed: single writer; readers use it after joining the stage or as a statistic.
+    return tombstones_passed_.load(std::memory_order_relaxed);
+  }
+
  private:
   void loop(std::exception_ptr& failure, std::int64_t& failed_at) {
     const sequencer& seqr = barrier_->source();
@@ -121,6 +130,8 @@ class batch_processor {
         hi = r.available;
       }
       if (opts_.max_batch > 0 && hi - next >= opts_.max_batch) hi = next + opts_.max_batch - 1;
+      // Never past a drain/close limit: what lies beyond is not part of this run.
+      hi = std::min(hi, barrier_->limit());
       detail::call_on_batch_start(handler_, hi - next + 1);
       const std::int64_t stop_at = handle_batch(seqr, next, hi);
       if (stop_at != no_failure) {
@@ -148,7 +159,7 @@ class batch_processor {
   // Handles [lo, hi]; returns no_failure, or the sequence whose failure halts the stage.
   std::int64_t handle_batch(const sequencer& seqr, std::int64_t lo, std::int64_t hi) {
     // Tombstones exist only with several producers, and only after a claim was dropped.
-    if (seqr.tombstone_count() > tombstones_passed_) return handle_with_tombstones(seqr, lo, hi);
+    if (seqr.tombstone_count() > tombstones_passed()) return handle_with_tombstones(seqr, lo, hi);
     std::int64_t s = lo;
     while (s <= hi) {
       try {
@@ -166,7 +177,8 @@ class batch_processor {
     while (last_real >= lo && seqr.is_tombstone(last_real)) --last_real;
     for (std::int64_t s = lo; s <= hi; ++s) {
       if (seqr.is_tombstone(s)) {
-        ++tombstones_passed_;
+        // Relaxed: single writer (this thread); see tombstones_passed().
+        tombstones_passed_.store(tombstones_passed() + 1, std::memory_order_relaxed);
         if (metrics_on_) metrics_.add_tombstone();
         continue;
       }
@@ -198,7 +210,7 @@ class batch_processor {
   stage_options opts_;
   std::string name_;
   bool metrics_on_;
-  std::int64_t tombstones_passed_ = 0;
+  std::atomic<std::int64_t> tombstones_passed_{0};
   std::exception_ptr halt_error_;
   stage_metrics metrics_;
 };

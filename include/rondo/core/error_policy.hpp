@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <stdexcept>
 #include <string_view>
 #include <utility>
 
@@ -28,7 +29,9 @@ class error_policy {
 
   [[nodiscard]] static error_policy halt() { return error_policy{kind::halt, {}}; }
   [[nodiscard]] static error_policy skip() { return error_policy{kind::skip, {}}; }
+  /// Throws std::invalid_argument for an empty function.
   [[nodiscard]] static error_policy call(std::function<void(const stage_failure&)> fn) {
+    if (!fn) throw std::invalid_argument("error_policy::call(): the callback is empty");
     return error_policy{kind::callback, std::move(fn)};
   }
 

@@ -9,6 +9,8 @@
 #include <rondo/core/sequence_barrier.hpp>
 #include <rondo/core/stage_metrics.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -42,23 +44,28 @@ class event_poller {
   poll_state poll(Handler&& h) {
     const sequencer& seqr = barrier_.source();
     const std::int64_t next = position_.get_relaxed() + 1;
-    const std::int64_t hi = barrier_.available(next);
+    if (barrier_.alerted()) return poll_state::stopped;
+    // Never past a drain/close limit: what lies beyond is not part of this run.
+    const std::int64_t hi = std::min(barrier_.available(next), barrier_.limit());
     if (hi < next) {
       if (barrier_.should_stop(next)) return poll_state::stopped;
       if (metrics_on_) metrics_.add_wait();
       return seqr.cursor().get() >= next ? poll_state::gating : poll_state::idle;
     }
-    const bool tombs = seqr.tombstone_count() > tombstones_passed_;
+    const bool tombs = seqr.tombstone_count() > tombstones_passed();
+    std::int64_t last_real = hi;
+    while (tombs && last_real >= next && seqr.is_tombstone(last_real)) --last_real;
     std::int64_t s = next;
     for (; s <= hi; ++s) {
       if (tombs && seqr.is_tombstone(s)) {
-        ++tombstones_passed_;
+        // Relaxed: single writer (the polling thread); see tombstones_passed().
+        tombstones_passed_.store(tombstones_passed() + 1, std::memory_order_relaxed);
         if (metrics_on_) metrics_.add_tombstone();
         continue;
       }
       bool more = true;
       try {
-        more = h((*ring_)[s], s, s == hi);
+        more = h((*ring_)[s], s, s == last_real);
       } catch (...) {
         finish(s - 1);
         throw;
@@ -78,6 +85,12 @@ class event_poller {
   [[nodiscard]] const sequence_barrier& barrier() const noexcept { return barrier_; }
   [[nodiscard]] stage_metrics_snapshot metrics() const noexcept { return metrics_.snapshot(); }
 
+  /// How many tombstones (claims given back) this poller has passed.
+  [[nodiscard]] std::int64_t tombstones_passed() const noexcept {
+    // Relaxed: single writer; a statistic or read after the owner stopped polling.
+    return tombstones_passed_.load(std::memory_order_relaxed);
+  }
+
  private:
   void finish(std::int64_t last) noexcept {
     const std::int64_t before = position_.get_relaxed();
@@ -91,7 +104,7 @@ class event_poller {
   sequence position_;
   ring_buffer<T>* ring_;
   sequence_barrier barrier_;
-  std::int64_t tombstones_passed_ = 0;
+  std::atomic<std::int64_t> tombstones_passed_{0};
   bool metrics_on_;
   stage_metrics metrics_;
 };

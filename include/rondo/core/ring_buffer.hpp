@@ -58,8 +58,7 @@ class ring_buffer {
   ring_buffer(std::int64_t capacity, Factory factory) : mask_(capacity - 1) {
     detail::validate_capacity(capacity);
     const std::size_t total = static_cast<std::size_t>(capacity) + 2 * pad_slots;
-    raw_ = static_cast<T*>(
-        ::operator new(total * sizeof(T), std::align_val_t{detail::cache_line_size}));
+    raw_ = static_cast<T*>(::operator new(total * sizeof(T), std::align_val_t{alignment}));
     slots_ = raw_ + pad_slots;
     std::int64_t built = 0;
     try {
@@ -104,10 +103,12 @@ class ring_buffer {
   // Unused slots on both sides keep the first and last events off cache lines shared with
   // whatever the allocator put next to the ring.
   static constexpr std::size_t pad_slots = (detail::cache_line_size + sizeof(T) - 1) / sizeof(T);
+  // Slots start at a multiple of both a cache line and T's own alignment.
+  static constexpr std::size_t alignment = std::max(alignof(T), detail::cache_line_size);
 
   void destroy(std::int64_t built) noexcept {
     for (std::int64_t i = 0; i < built; ++i) slots_[i].~T();
-    ::operator delete(raw_, std::align_val_t{detail::cache_line_size});
+    ::operator delete(raw_, std::align_val_t{alignment});
   }
 
   std::int64_t mask_;

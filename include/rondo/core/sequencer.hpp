@@ -128,7 +128,10 @@ class sequencer {
 
   /// After close(): waits (yielding) until every granted claim is published or abandoned, then
   /// returns the highest published sequence; nothing will ever be published after it.
-  std::int64_t settle() const {
+  std::int64_t settle() const { return *settle_until(wait_strategy::clock::time_point::max()); }
+
+  /// As settle(), giving up at `deadline` (nullopt: a granted claim is still open).
+  std::optional<std::int64_t> settle_until(wait_strategy::clock::time_point deadline) const {
     for (;;) {
       // Acquire: pairs with the producers' claim stores / CAS.
       const std::int64_t c = claimed();
@@ -140,6 +143,7 @@ class sequencer {
       } else if (highest_published(from, c) == c) {
         return c;
       }
+      if (wait_strategy::clock::now() >= deadline) return std::nullopt;
       std::this_thread::yield();
     }
   }

@@ -34,6 +34,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <variant>
 
@@ -64,6 +66,25 @@ struct blocking {
 /// One of the four strategies, as a value (what the builder takes).
 using wait_config = std::variant<busy_spin, yielding, sleeping, blocking>;
 
+namespace detail {
+
+/// now + timeout, saturating at time_point::max() (no overflow for nanoseconds::max()).
+/// Throws std::invalid_argument naming `what` for a negative timeout.
+inline std::chrono::steady_clock::time_point deadline_after(std::chrono::nanoseconds timeout,
+                                                          const char* what) {
+  if (timeout.count() < 0) {
+    throw std::invalid_argument(std::string(what) + ": timeout " +
+                                std::to_string(timeout.count()) + " ns is negative");
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (timeout > std::chrono::steady_clock::time_point::max() - now) {
+    return std::chrono::steady_clock::time_point::max();
+  }
+  return now + timeout;
+}
+
+}  // namespace detail
+
 /// Outcome of a wait.
 enum class wait_status : std::uint8_t {
   ready,     ///< the condition holds
@@ -79,8 +100,17 @@ class wait_strategy {
  public:
   using clock = std::chrono::steady_clock;
 
-  explicit wait_strategy(wait_config cfg = busy_spin{}) noexcept : cfg_(cfg) {
+  /// Throws std::invalid_argument for a negative timeout or sleep.
+  explicit wait_strategy(wait_config cfg = busy_spin{}) : cfg_(cfg) {
     blocking_ = std::holds_alternative<blocking>(cfg_);
+    if (timeout().count() < 0) {
+      throw std::invalid_argument("wait strategy timeout " + std::to_string(timeout().count()) +
+                                  " ns is negative (0 means no timeout)");
+    }
+    if (const auto* s = std::get_if<sleeping>(&cfg_); s != nullptr && s->sleep.count() < 0) {
+      throw std::invalid_argument("sleeping wait strategy: sleep " +
+                                  std::to_string(s->sleep.count()) + " ns is negative");
+    }
   }
   wait_strategy(const wait_strategy&) = delete;
   wait_strategy& operator=(const wait_strategy&) = delete;
@@ -98,7 +128,8 @@ class wait_strategy {
   template <class Ready, class Stop>
   wait_status wait(Ready&& ready, Stop&& stop) {
     const auto t = timeout();
-    const auto deadline = t.count() > 0 ? clock::now() + t : clock::time_point::max();
+    const auto deadline =
+        t.count() > 0 ? detail::deadline_after(t, "wait strategy") : clock::time_point::max();
     return wait_until(ready, stop, deadline);
   }
 

@@ -152,9 +152,10 @@ class publisher {
     return claim<T>(this, *hi - n + 1, *hi);
   }
 
-  /// As reserve(), giving up after `timeout` (nullopt).
+  /// As reserve(), giving up after `timeout` (nullopt). A negative timeout is
+  /// std::invalid_argument.
   std::optional<claim<T>> reserve_for(std::int64_t n, std::chrono::nanoseconds timeout) {
-    const auto deadline = wait_strategy::clock::now() + timeout;
+    const auto deadline = detail::deadline_after(timeout, "publisher::reserve_for");
     const auto hi =
         single_ ? single_->reserve_until(n, deadline) : multi_->reserve_until(n, deadline);
     if (!hi) return std::nullopt;
