@@ -18,12 +18,14 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -154,6 +156,29 @@ template <class Fn>
 }
 
 // ---------------------------------------------------------------------------------------------
+// Timing.
+
+/// What one timed region took.
+struct timed_run {
+  double seconds = 0;
+  std::int64_t allocs = 0;  // global allocations inside the region, by every thread
+};
+
+/// Runs `region` (the produce-to-last-consume interval) between two clock reads and two reads of
+/// the allocation counter.
+template <class Region>
+[[nodiscard]] timed_run time_region(Region&& region) {
+  const std::int64_t a0 = allocations();
+  const auto t0 = clock::now();
+  region();
+  const auto t1 = clock::now();
+  timed_run r;
+  r.allocs = allocations() - a0;
+  r.seconds = seconds_between(t0, t1);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Self-checking consumers.
 
 /// Sum of 0 + 1 + ... + (n - 1).
@@ -208,6 +233,144 @@ inline void report_events(benchmark::State& state, std::int64_t events_per_itera
   state.SetItemsProcessed(total);
   state.counters["allocs/event"] = benchmark::Counter(static_cast<double>(allocs_in_timed_regions) /
                                                       static_cast<double>(total > 0 ? total : 1));
+}
+
+/// Sets counter `name` to events per take (takes: a consumer's successful takes).
+inline void report_mean_batch(benchmark::State& state, const char* name, std::int64_t events,
+                              std::int64_t takes) {
+  state.counters[name] =
+      benchmark::Counter(static_cast<double>(events) / static_cast<double>(takes > 0 ? takes : 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arguments of the thread-topology benchmarks (pipeline, diamond, many_to_one).
+
+inline constexpr std::int64_t n_events = std::int64_t{1} << 22;
+inline constexpr std::int64_t n_slow = std::int64_t{1} << 20;
+
+/// batch 1 and 32 with n events per iteration, manual time in milliseconds.
+inline void batch_events_args(benchmark::internal::Benchmark* b, std::int64_t n, int iterations) {
+  b->ArgNames({"batch", "events"})
+      ->Args({1, n})
+      ->Args({32, n})
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond)
+      ->Iterations(iterations);
+}
+inline void fast_args(benchmark::internal::Benchmark* b) {
+  batch_events_args(b, n_events, 3);
+}
+inline void slow_args(benchmark::internal::Benchmark* b) {
+  batch_events_args(b, n_slow, 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// rondo stages of the thread topologies: every stage counts itself in `started`; the last one
+// checks each event and hands its results over.
+
+/// What the last stage hands to the benchmark thread, written before done.raise().
+struct sink_output {
+  countdown started;
+  flag done;
+  sequence_check check;
+  std::uint64_t mismatch = 0;  // the topology's own per-event invariant
+};
+
+/// Base of a stage that counts itself in out->started; the derived stage adds operator().
+struct counted_stage {
+  sink_output* out;
+  void on_start() { out->started.arrive(); }
+};
+
+/// The last stage: checks value == sequence and Invariant{}(event, seq) == 0 for every event,
+/// then hands the results to `out` at sequence `last`.
+template <class Event, class Invariant>
+struct checking_sink {
+  sink_output* out;
+  std::int64_t last;
+  sequence_check check{};
+  std::uint64_t mismatch = 0;
+
+  void on_start() { out->started.arrive(); }
+  void operator()(Event& e, std::int64_t seq, bool) {
+    check.add(e.value, seq);
+    mismatch |= Invariant{}(e, seq);
+    if (seq == last) {
+      out->check = check;
+      out->mismatch = mismatch;
+      out->done.raise();
+    }
+  }
+};
+
+/// Publishes n events in claims of `batch`, each event's value being its sequence.
+template <class Pub>
+void publish_sequences(Pub& pub, std::int64_t n, std::int64_t batch) {
+  for (std::int64_t s = 0; s < n; s += batch) {
+    auto c = pub.reserve(batch);
+    for (auto [seq, ev] : c) ev.value = seq;
+    c.publish();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue chains of the thread topologies.
+
+/// Values a chain stage takes at a time.
+inline constexpr std::size_t chain_take_max = 256;
+
+/// A link between two stage threads over a bulk SPSC queue with pop(out, max) / push(in, n)
+/// (boost::lockfree::spsc_queue); yields at once when empty or full.
+template <class Queue>
+struct yielding_link {
+  std::unique_ptr<Queue> q = std::make_unique<Queue>();
+
+  /// Pops up to max; yields at once when empty.
+  std::size_t take(std::int64_t* out, std::size_t max) {
+    const std::size_t k = q->pop(out, max);
+    if (k == 0) std::this_thread::yield();
+    return k;
+  }
+  /// Pops exactly n (n <= capacity), yielding while fewer are there.
+  void take_exactly(std::int64_t* out, std::size_t n) {
+    while (n > 0) {
+      const std::size_t k = take(out, n);
+      out += k;
+      n -= k;
+    }
+  }
+  void give(const std::int64_t* in, std::size_t n) {
+    while (n > 0) {
+      const std::size_t k = q->push(in, n);
+      in += k;
+      n -= k;
+      if (n > 0) std::this_thread::yield();
+    }
+  }
+};
+
+/// A middle stage: takes, adds Add, passes on; returns after n values.
+template <std::int64_t Add, class Link>
+void relay(Link& in, Link& out, std::int64_t n) {
+  std::array<std::int64_t, chain_take_max> buf{};
+  std::int64_t seen = 0;
+  while (seen < n) {
+    const std::size_t k = in.take(buf.data(), buf.size());
+    for (std::size_t i = 0; i < k; ++i) buf[i] += Add;
+    out.give(buf.data(), k);
+    seen += static_cast<std::int64_t>(k);
+  }
+}
+
+/// The producer of a queue benchmark: values 0..n-1, written `batch` (<= Max) at a time into a
+/// buffer that give(data, count) hands on.
+template <std::size_t Max, class Give>
+void produce_batches(std::int64_t n, std::int64_t batch, Give&& give) {
+  std::array<std::int64_t, Max> buf{};
+  for (std::int64_t s = 0; s < n; s += batch) {
+    for (std::int64_t i = 0; i < batch; ++i) buf[static_cast<std::size_t>(i)] = s + i;
+    give(buf.data(), static_cast<std::size_t>(batch));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -30,7 +30,6 @@
 
 #include <array>
 #include <cstdint>
-#include <memory>
 #include <thread>
 
 namespace {
@@ -38,7 +37,7 @@ namespace {
 using rondo_bench::flag;
 
 constexpr std::int64_t capacity = 1 << 14;
-constexpr std::size_t take_max = 256;
+constexpr std::size_t take_max = rondo_bench::chain_take_max;
 
 struct event {
   std::int64_t value = 0;  // written by the producer: the sequence
@@ -49,42 +48,22 @@ struct event {
 // ---------------------------------------------------------------------------------------------
 // rondo
 
-struct sink_output {
-  rondo_bench::countdown started;
-  flag done;
-  rondo_bench::sequence_check check;  // written by C before done.raise()
-  std::uint64_t ab_mismatch = 0;
-};
-
-struct stage_a {
-  sink_output* out;
-  void on_start() { out->started.arrive(); }
+struct stage_a : rondo_bench::counted_stage {
   void operator()(event& e, std::int64_t, bool) { e.a = e.value + 1; }
 };
 
-struct stage_b {
-  sink_output* out;
-  void on_start() { out->started.arrive(); }
+struct stage_b : rondo_bench::counted_stage {
   void operator()(event& e, std::int64_t, bool) { e.b = e.value + 2; }
 };
 
-struct stage_c {
-  sink_output* out;
-  std::int64_t last;
-  rondo_bench::sequence_check check{};
-  std::uint64_t mismatch = 0;
-
-  void on_start() { out->started.arrive(); }
-  void operator()(event& e, std::int64_t seq, bool) {
-    check.add(e.value, seq);
-    mismatch |= static_cast<std::uint64_t>((e.a + e.b) ^ (2 * seq + 3));
-    if (seq == last) {
-      out->check = check;
-      out->ab_mismatch = mismatch;
-      out->done.raise();
-    }
+// C's invariant: a + b == 2 seq + 3.
+struct ab_invariant {
+  std::uint64_t operator()(const event& e, std::int64_t seq) const noexcept {
+    return static_cast<std::uint64_t>((e.a + e.b) ^ (2 * seq + 3));
   }
 };
+
+using stage_c = rondo_bench::checking_sink<event, ab_invariant>;
 
 void diamond_rondo(benchmark::State& state, rondo::wait_config wait) {
   const std::int64_t batch = state.range(0);
@@ -93,37 +72,31 @@ void diamond_rondo(benchmark::State& state, rondo::wait_config wait) {
   std::int64_t allocs = 0;
   rondo::stage_metrics_snapshot c_metrics;
   for (auto _ : state) {
-    sink_output out;
+    rondo_bench::sink_output out;
     auto d = rondo::disruptor<event>::builder()
                  .capacity(capacity)
                  .wait(wait)
                  .metrics()
-                 .stage("A", stage_a{&out})
-                 .stage("B", stage_b{&out})
+                 .stage("A", stage_a{{&out}})
+                 .stage("B", stage_b{{&out}})
                  .stage("C", stage_c{&out, n - 1}, rondo::after("A", "B"))
                  .build();
     d.start();
     out.started.await(3);
-    const std::int64_t a0 = rondo_bench::allocations();
-    const auto t0 = rondo_bench::clock::now();
-    auto& pub = d.publisher();
-    for (std::int64_t s = 0; s < n; s += batch) {
-      auto c = pub.reserve(batch);
-      for (auto [seq, ev] : c) ev.value = seq;
-      c.publish();
-    }
-    out.done.await();
-    const auto t1 = rondo_bench::clock::now();
-    allocs += rondo_bench::allocations() - a0;
-    state.SetIterationTime(rondo_bench::seconds_between(t0, t1));
+    const rondo_bench::timed_run r = rondo_bench::time_region([&] {
+      rondo_bench::publish_sequences(d.publisher(), n, batch);
+      out.done.await();
+    });
+    allocs += r.allocs;
+    state.SetIterationTime(r.seconds);
     d.drain();
     rondo::stage_metrics_snapshot m{};
-    for (const auto& r : d.metrics()) {
-      if (r.name == "C") m = r.metrics;
+    for (const auto& rep : d.metrics()) {
+      if (rep.name == "C") m = rep.metrics;
     }
     c_metrics.events += m.events;
     c_metrics.batches += m.batches;
-    ok = ok && out.check.ok(n) && out.ab_mismatch == 0 && m.events == n;
+    ok = ok && out.check.ok(n) && out.mismatch == 0 && m.events == n;
   }
   if (!rondo_bench::verify(state, ok, "C saw wrong, missing or reordered events")) return;
   rondo_bench::report_events(state, n, allocs);
@@ -134,45 +107,7 @@ void diamond_rondo(benchmark::State& state, rondo::wait_config wait) {
 // The queue equivalent.
 
 using boost_queue = boost::lockfree::spsc_queue<std::int64_t, boost::lockfree::capacity<capacity>>;
-
-struct link {
-  std::unique_ptr<boost_queue> q = std::make_unique<boost_queue>();
-
-  // Pops up to max; yields at once when empty.
-  std::size_t take(std::int64_t* out, std::size_t max) {
-    const std::size_t k = q->pop(out, max);
-    if (k == 0) std::this_thread::yield();
-    return k;
-  }
-  // Pops exactly n (n <= capacity), yielding while fewer are there.
-  void take_exactly(std::int64_t* out, std::size_t n) {
-    while (n > 0) {
-      const std::size_t k = take(out, n);
-      out += k;
-      n -= k;
-    }
-  }
-  void give(const std::int64_t* in, std::size_t n) {
-    while (n > 0) {
-      const std::size_t k = q->push(in, n);
-      in += k;
-      n -= k;
-      if (n > 0) std::this_thread::yield();
-    }
-  }
-};
-
-template <std::int64_t Add>
-void transform(link& in, link& out, std::int64_t n) {
-  std::array<std::int64_t, take_max> buf{};
-  std::int64_t seen = 0;
-  while (seen < n) {
-    const std::size_t k = in.take(buf.data(), buf.size());
-    for (std::size_t i = 0; i < k; ++i) buf[i] += Add;
-    out.give(buf.data(), k);
-    seen += static_cast<std::int64_t>(k);
-  }
-}
+using link = rondo_bench::yielding_link<boost_queue>;
 
 void diamond_boost_spsc(benchmark::State& state) {
   const std::int64_t batch = state.range(0);
@@ -188,11 +123,11 @@ void diamond_boost_spsc(benchmark::State& state) {
     std::int64_t c_takes = 0;
     std::thread ta = rondo_bench::start_thread(-1, [&] {
       started.arrive();
-      transform<1>(to_a, a_to_c, n);
+      rondo_bench::relay<1>(to_a, a_to_c, n);
     });
     std::thread tb = rondo_bench::start_thread(-1, [&] {
       started.arrive();
-      transform<2>(to_b, b_to_c, n);
+      rondo_bench::relay<2>(to_b, b_to_c, n);
     });
     std::thread tc = rondo_bench::start_thread(-1, [&] {
       started.arrive();
@@ -213,18 +148,15 @@ void diamond_boost_spsc(benchmark::State& state) {
       done.raise();
     });
     started.await(3);
-    const std::int64_t a0 = rondo_bench::allocations();
-    const auto t0 = rondo_bench::clock::now();
-    std::array<std::int64_t, take_max> buf{};
-    for (std::int64_t s = 0; s < n; s += batch) {
-      for (std::int64_t i = 0; i < batch; ++i) buf[static_cast<std::size_t>(i)] = s + i;
-      to_a.give(buf.data(), static_cast<std::size_t>(batch));
-      to_b.give(buf.data(), static_cast<std::size_t>(batch));
-    }
-    done.await();
-    const auto t1 = rondo_bench::clock::now();
-    allocs += rondo_bench::allocations() - a0;
-    state.SetIterationTime(rondo_bench::seconds_between(t0, t1));
+    const rondo_bench::timed_run r = rondo_bench::time_region([&] {
+      rondo_bench::produce_batches<take_max>(n, batch, [&](const std::int64_t* p, std::size_t k) {
+        to_a.give(p, k);
+        to_b.give(p, k);
+      });
+      done.await();
+    });
+    allocs += r.allocs;
+    state.SetIterationTime(r.seconds);
     ta.join();
     tb.join();
     tc.join();
@@ -233,27 +165,11 @@ void diamond_boost_spsc(benchmark::State& state) {
   }
   if (!rondo_bench::verify(state, ok, "C saw wrong, missing or reordered values")) return;
   rondo_bench::report_events(state, n, allocs);
-  state.counters["mean_batch_C"] = benchmark::Counter(static_cast<double>(state.iterations() * n) /
-                                                      static_cast<double>(takes > 0 ? takes : 1));
+  rondo_bench::report_mean_batch(state, "mean_batch_C", state.iterations() * n, takes);
 }
 
-constexpr std::int64_t n_events = std::int64_t{1} << 22;
-constexpr std::int64_t n_slow = std::int64_t{1} << 20;
-
-void diamond_args(benchmark::internal::Benchmark* b, std::int64_t n, int iterations) {
-  b->ArgNames({"batch", "events"})
-      ->Args({1, n})
-      ->Args({32, n})
-      ->UseManualTime()
-      ->Unit(benchmark::kMillisecond)
-      ->Iterations(iterations);
-}
-void fast_args(benchmark::internal::Benchmark* b) {
-  diamond_args(b, n_events, 3);
-}
-void slow_args(benchmark::internal::Benchmark* b) {
-  diamond_args(b, n_slow, 2);
-}
+using rondo_bench::fast_args;
+using rondo_bench::slow_args;
 
 }  // namespace
 

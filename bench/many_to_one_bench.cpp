@@ -71,13 +71,10 @@ struct two_producer_check {
   }
 };
 
-struct timed_run {
-  double seconds = 0;
-  std::int64_t allocs = 0;  // allocations between the release and `done`
-};
-
 // Runs producer(0) here and producer(1) on a new thread, both released together once the
 // consumer is ready; times the release to `done`.
+using rondo_bench::timed_run;
+
 template <class Producer>
 timed_run run_two_producers(const rondo_bench::countdown& consumer_ready, const flag& done,
                             Producer&& produce) {
@@ -90,17 +87,47 @@ timed_run run_two_producers(const rondo_bench::countdown& consumer_ready, const 
   });
   armed.await(1);
   consumer_ready.await(1);
-  timed_run r;
-  const std::int64_t a0 = rondo_bench::allocations();
-  const auto t0 = rondo_bench::clock::now();
-  go.raise();
-  produce(0);
-  done.await();
-  const auto t1 = rondo_bench::clock::now();
-  r.allocs = rondo_bench::allocations() - a0;
-  r.seconds = rondo_bench::seconds_between(t0, t1);
+  const timed_run r = rondo_bench::time_region([&] {
+    go.raise();
+    produce(0);
+    done.await();
+  });
   second.join();
   return r;
+}
+
+// Sums the iterations of a queue competitor and writes the counters at the end.
+struct queue_totals {
+  std::int64_t allocs = 0;
+  std::int64_t takes = 0;
+  bool ok = true;
+
+  // One iteration: its timed run, the consumer's takes and check.
+  void add(benchmark::State& state, const timed_run& r, std::int64_t consumer_takes,
+           const two_producer_check& result, std::int64_t n) {
+    allocs += r.allocs;
+    state.SetIterationTime(r.seconds);
+    takes += consumer_takes;
+    ok = ok && result.ok(n);
+  }
+  void report(benchmark::State& state, std::int64_t n) const {
+    if (!rondo_bench::verify(state, ok, "consumer saw wrong, missing or reordered values")) return;
+    rondo_bench::report_events(state, n, allocs);
+    rondo_bench::report_mean_batch(state, "mean_batch", state.iterations() * n, takes);
+  }
+};
+
+// A queue producer: publishes payload(p, 0..n/2-1), `batch` (<= max_batch) at a time, through
+// give(data, count).
+template <class Give>
+void produce_payloads(std::int64_t p, std::int64_t n, std::int64_t batch, Give&& give) {
+  std::array<std::int64_t, max_batch> buf{};
+  for (std::int64_t i = 0; i < n / 2; i += batch) {
+    for (std::size_t k = 0; k < static_cast<std::size_t>(batch); ++k) {
+      buf[k] = payload(p, i + static_cast<std::int64_t>(k));
+    }
+    give(buf.data(), static_cast<std::size_t>(batch));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -178,9 +205,7 @@ void many_to_one_rondo(benchmark::State& state, rondo::wait_config wait) {
 void many_to_one_moodycamel_cq(benchmark::State& state) {
   const std::int64_t batch = state.range(0);
   const std::int64_t n = state.range(1);
-  bool ok = true;
-  std::int64_t allocs = 0;
-  std::int64_t takes_total = 0;
+  queue_totals sum;
   for (auto _ : state) {
     moodycamel::ConcurrentQueue<std::int64_t> q(static_cast<std::size_t>(capacity));
     moodycamel::ProducerToken tok0(q);
@@ -212,29 +237,18 @@ void many_to_one_moodycamel_cq(benchmark::State& state) {
     });
     const timed_run r = run_two_producers(ready, done, [&](std::int64_t p) {
       moodycamel::ProducerToken& tok = p == 0 ? tok0 : tok1;
-      std::array<std::int64_t, max_batch> buf{};
-      for (std::int64_t i = 0; i < n / 2; i += batch) {
-        if (batch == 1) {
-          q.enqueue(tok, payload(p, i));
-          continue;
-        }
-        for (std::size_t k = 0; k < static_cast<std::size_t>(batch); ++k) {
-          buf[k] = payload(p, i + static_cast<std::int64_t>(k));
-        }
-        q.enqueue_bulk(tok, buf.data(), static_cast<std::size_t>(batch));
+      if (batch == 1) {
+        for (std::int64_t i = 0; i < n / 2; ++i) q.enqueue(tok, payload(p, i));
+        return;
       }
+      produce_payloads(p, n, batch, [&](const std::int64_t* items, std::size_t k) {
+        q.enqueue_bulk(tok, items, k);
+      });
     });
-    allocs += r.allocs;
-    state.SetIterationTime(r.seconds);
     consumer.join();
-    takes_total += takes;
-    ok = ok && result.ok(n);
+    sum.add(state, r, takes, result, n);
   }
-  if (!rondo_bench::verify(state, ok, "consumer saw wrong, missing or reordered values")) return;
-  rondo_bench::report_events(state, n, allocs);
-  state.counters["mean_batch"] =
-      benchmark::Counter(static_cast<double>(state.iterations() * n) /
-                         static_cast<double>(takes_total > 0 ? takes_total : 1));
+  sum.report(state, n);
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -243,9 +257,7 @@ void many_to_one_moodycamel_cq(benchmark::State& state) {
 void many_to_one_mutex_cv(benchmark::State& state) {
   const std::int64_t batch = state.range(0);
   const std::int64_t n = state.range(1);
-  bool ok = true;
-  std::int64_t allocs = 0;
-  std::int64_t takes_total = 0;
+  queue_totals sum;
   for (auto _ : state) {
     rondo_bench::mutex_queue<std::int64_t> q(static_cast<std::size_t>(capacity));
     rondo_bench::countdown ready;
@@ -267,44 +279,17 @@ void many_to_one_mutex_cv(benchmark::State& state) {
       done.raise();
     });
     const timed_run r = run_two_producers(ready, done, [&](std::int64_t p) {
-      std::array<std::int64_t, max_batch> buf{};
-      for (std::int64_t i = 0; i < n / 2; i += batch) {
-        for (std::size_t k = 0; k < static_cast<std::size_t>(batch); ++k) {
-          buf[k] = payload(p, i + static_cast<std::int64_t>(k));
-        }
-        q.push(buf.data(), static_cast<std::size_t>(batch));
-      }
+      produce_payloads(p, n, batch,
+                       [&](const std::int64_t* items, std::size_t k) { q.push(items, k); });
     });
-    allocs += r.allocs;
-    state.SetIterationTime(r.seconds);
     consumer.join();
-    takes_total += takes;
-    ok = ok && result.ok(n);
+    sum.add(state, r, takes, result, n);
   }
-  if (!rondo_bench::verify(state, ok, "consumer saw wrong, missing or reordered values")) return;
-  rondo_bench::report_events(state, n, allocs);
-  state.counters["mean_batch"] =
-      benchmark::Counter(static_cast<double>(state.iterations() * n) /
-                         static_cast<double>(takes_total > 0 ? takes_total : 1));
+  sum.report(state, n);
 }
 
-constexpr std::int64_t n_events = std::int64_t{1} << 22;
-constexpr std::int64_t n_slow = std::int64_t{1} << 20;
-
-void m2o_args(benchmark::internal::Benchmark* b, std::int64_t n, int iterations) {
-  b->ArgNames({"batch", "events"})
-      ->Args({1, n})
-      ->Args({32, n})
-      ->UseManualTime()
-      ->Unit(benchmark::kMillisecond)
-      ->Iterations(iterations);
-}
-void fast_args(benchmark::internal::Benchmark* b) {
-  m2o_args(b, n_events, 3);
-}
-void slow_args(benchmark::internal::Benchmark* b) {
-  m2o_args(b, n_slow, 2);
-}
+using rondo_bench::fast_args;
+using rondo_bench::slow_args;
 
 }  // namespace
 

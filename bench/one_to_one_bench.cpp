@@ -73,10 +73,18 @@ struct iteration_result {
   bool ok = false;
 };
 
+[[nodiscard]] iteration_result measured(const rondo_bench::timed_run& t) noexcept {
+  iteration_result r;
+  r.seconds = t.seconds;
+  r.allocs = t.allocs;
+  return r;
+}
+
 // Accumulates iterations and writes the counters at the end.
 struct totals {
   std::int64_t allocs = 0;
   std::int64_t batches = 0;
+  std::int64_t stage_events = 0;  // rondo: events in the stage's metrics
   bool ok = true;
 
   void add(benchmark::State& state, const iteration_result& r) {
@@ -85,36 +93,52 @@ struct totals {
     batches += r.consumer_batches;
     ok = ok && r.ok;
   }
+  // A rondo iteration: `events` and `stage_batches` come from the stage's metrics.
+  void add_stage(benchmark::State& state, iteration_result r, bool check_ok, std::int64_t events,
+                 std::int64_t stage_batches, std::int64_t n) {
+    stage_events += events;
+    r.consumer_batches = stage_batches;
+    r.ok = check_ok && events == n;
+    add(state, r);
+  }
   void report(benchmark::State& state, std::int64_t n, bool with_batches = true) const {
     if (!rondo_bench::verify(state, ok, "consumer saw wrong, missing or reordered events")) return;
     rondo_bench::report_events(state, n, allocs);
     if (with_batches && batches > 0) {
-      state.counters["mean_batch"] = benchmark::Counter(
-          static_cast<double>(state.iterations() * n) / static_cast<double>(batches));
+      rondo_bench::report_mean_batch(state, "mean_batch", state.iterations() * n, batches);
     }
+  }
+  // rondo: mean_batch from the stage's metrics.
+  void report_stage(benchmark::State& state, std::int64_t n) const {
+    report(state, n, false);
+    rondo_bench::report_mean_batch(state, "mean_batch", stage_events, batches);
   }
 };
 
-// Runs one iteration of a queue competitor: consume(ready) on a thread pinned to `cpu`, which
-// raises `ready` once set up; then produce() here, timed until the consumer returns.
+// Runs one iteration of a queue competitor: consume(ready, check) on a thread pinned to `cpu`,
+// which raises `ready` once set up, feeds every value to `check` and returns its number of
+// successful takes; then produce() here, timed until the consumer returns. ok: exactly 0..n-1
+// arrived in order.
 template <class Produce, class Consume>
-iteration_result run_pair(int cpu, Produce&& produce, Consume&& consume) {
+iteration_result run_pair(int cpu, std::int64_t n, Produce&& produce, Consume&& consume) {
   flag ready;
   flag done;
-  iteration_result r;
+  std::int64_t takes = 0;
+  in_order_check result;  // the consumer's own check, copied out when it is done
   std::thread t = rondo_bench::start_thread(cpu, [&] {
-    r.consumer_batches = consume(ready);  // returns the number of successful takes
+    in_order_check check;  // on the consumer's stack: no line shared with the producer
+    takes = consume(ready, check);
+    result = check;
     done.raise();
   });
   ready.await();
-  const std::int64_t a0 = rondo_bench::allocations();
-  const auto t0 = rondo_bench::clock::now();
-  produce();
-  done.await();
-  const auto t1 = rondo_bench::clock::now();
-  r.allocs = rondo_bench::allocations() - a0;
-  r.seconds = rondo_bench::seconds_between(t0, t1);
+  iteration_result r = measured(rondo_bench::time_region([&] {
+    produce();
+    done.await();
+  }));
   t.join();
+  r.consumer_batches = takes;
+  r.ok = result.ok(n);
   return r;
 }
 
@@ -167,8 +191,6 @@ void one_to_one_rondo_dsl(benchmark::State& state) {
   const auto [cpu_a, cpu_b] = rondo_bench::pair_cpus();
   rondo_bench::scoped_pin pin(cpu_a);
   totals sum;
-  std::int64_t stage_events = 0;
-  std::int64_t stage_batches = 0;
   for (auto _ : state) {
     stage_output out;
     auto d = rondo::disruptor<std::int64_t>::builder()
@@ -181,25 +203,15 @@ void one_to_one_rondo_dsl(benchmark::State& state) {
                  .build();
     d.start();
     out.ready.await();
-    iteration_result r;
-    const std::int64_t a0 = rondo_bench::allocations();
-    const auto t0 = rondo_bench::clock::now();
-    produce_claims(d.publisher(), n, batch);
-    out.done.await();
-    const auto t1 = rondo_bench::clock::now();
-    r.allocs = rondo_bench::allocations() - a0;
-    r.seconds = rondo_bench::seconds_between(t0, t1);
+    const iteration_result r = measured(rondo_bench::time_region([&] {
+      produce_claims(d.publisher(), n, batch);
+      out.done.await();
+    }));
     d.drain();
     const rondo::stage_metrics_snapshot m = d.metrics().at(0).metrics;
-    stage_events += m.events;
-    stage_batches += m.batches;
-    r.ok = out.check.ok(n) && m.events == n;
-    sum.add(state, r);
+    sum.add_stage(state, r, out.check.ok(n), m.events, m.batches, n);
   }
-  sum.report(state, n, false);
-  state.counters["mean_batch"] =
-      benchmark::Counter(static_cast<double>(stage_events) /
-                         static_cast<double>(stage_batches > 0 ? stage_batches : 1));
+  sum.report_stage(state, n);
 }
 
 void one_to_one_rondo_core(benchmark::State& state) {
@@ -208,8 +220,6 @@ void one_to_one_rondo_core(benchmark::State& state) {
   const auto [cpu_a, cpu_b] = rondo_bench::pair_cpus();
   rondo_bench::scoped_pin pin(cpu_a);
   totals sum;
-  std::int64_t stage_events = 0;
-  std::int64_t stage_batches = 0;
   for (auto _ : state) {
     stage_output out;
     rondo::wait_strategy waits{rondo::busy_spin{}};
@@ -222,31 +232,21 @@ void one_to_one_rondo_core(benchmark::State& state) {
     std::thread t([&] { proc.run(); });  // pins itself in on_start()
     out.ready.await();
 
-    iteration_result r;
-    const std::int64_t a0 = rondo_bench::allocations();
-    const auto t0 = rondo_bench::clock::now();
-    for (std::int64_t s = 0; s < n; s += batch) {
-      const std::int64_t hi = seqr.reserve(batch);
-      const std::int64_t lo = hi - batch + 1;
-      for (std::int64_t q = lo; q <= hi; ++q) ring[q] = q;
-      seqr.publish(lo, hi);
-    }
-    out.done.await();
-    const auto t1 = rondo_bench::clock::now();
-    r.allocs = rondo_bench::allocations() - a0;
-    r.seconds = rondo_bench::seconds_between(t0, t1);
+    const iteration_result r = measured(rondo_bench::time_region([&] {
+      for (std::int64_t s = 0; s < n; s += batch) {
+        const std::int64_t hi = seqr.reserve(batch);
+        const std::int64_t lo = hi - batch + 1;
+        for (std::int64_t q = lo; q <= hi; ++q) ring[q] = q;
+        seqr.publish(lo, hi);
+      }
+      out.done.await();
+    }));
     proc.halt();
     t.join();
     const rondo::stage_metrics_snapshot m = proc.metrics();
-    stage_events += m.events;
-    stage_batches += m.batches;
-    r.ok = out.check.ok(n) && m.events == n;
-    sum.add(state, r);
+    sum.add_stage(state, r, out.check.ok(n), m.events, m.batches, n);
   }
-  sum.report(state, n, false);
-  state.counters["mean_batch"] =
-      benchmark::Counter(static_cast<double>(stage_events) /
-                         static_cast<double>(stage_batches > 0 ? stage_batches : 1));
+  sum.report_stage(state, n);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -262,45 +262,40 @@ void one_to_one_boost_spsc(benchmark::State& state) {
   totals sum;
   for (auto _ : state) {
     auto q = std::make_unique<boost_queue>();
-    in_order_check result;  // the consumer's own check, copied out when it is done
-    iteration_result r = run_pair(
-        cpu_b,
-        [&] {
-          std::array<std::int64_t, max_batch> buf{};
-          for (std::int64_t s = 0; s < n; s += batch) {
-            if (batch == 1) {
-              while (!q->push(s)) rondo_bench::spin_pause();
-              continue;
-            }
-            for (std::size_t i = 0; i < static_cast<std::size_t>(batch); ++i) {
-              buf[i] = s + static_cast<std::int64_t>(i);
-            }
-            const std::int64_t* p = buf.data();
-            auto left = static_cast<std::size_t>(batch);
-            while (left > 0) {
-              const std::size_t k = q->push(p, left);
-              p += k;
-              left -= k;
-              if (left > 0) rondo_bench::spin_pause();
-            }
-          }
-        },
-        [&](flag& ready) {
-          in_order_check check;  // on the consumer's stack: no line shared with the producer
-          ready.raise();
-          std::int64_t takes = 0;
-          while (check.next < n) {
-            if (q->consume_all([&](std::int64_t v) { check.add(v); }) > 0) {
-              ++takes;
-            } else {
-              rondo_bench::spin_pause();
-            }
-          }
-          result = check;
-          return takes;
-        });
-    r.ok = result.ok(n);
-    sum.add(state, r);
+    sum.add(state, run_pair(
+                       cpu_b, n,
+                       [&] {
+                         std::array<std::int64_t, max_batch> buf{};
+                         for (std::int64_t s = 0; s < n; s += batch) {
+                           if (batch == 1) {
+                             while (!q->push(s)) rondo_bench::spin_pause();
+                             continue;
+                           }
+                           for (std::size_t i = 0; i < static_cast<std::size_t>(batch); ++i) {
+                             buf[i] = s + static_cast<std::int64_t>(i);
+                           }
+                           const std::int64_t* p = buf.data();
+                           auto left = static_cast<std::size_t>(batch);
+                           while (left > 0) {
+                             const std::size_t k = q->push(p, left);
+                             p += k;
+                             left -= k;
+                             if (left > 0) rondo_bench::spin_pause();
+                           }
+                         }
+                       },
+                       [&](flag& ready, in_order_check& check) {
+                         ready.raise();
+                         std::int64_t takes = 0;
+                         while (check.next < n) {
+                           if (q->consume_all([&](std::int64_t v) { check.add(v); }) > 0) {
+                             ++takes;
+                           } else {
+                             rondo_bench::spin_pause();
+                           }
+                         }
+                         return takes;
+                       }));
   }
   sum.report(state, n);
 }
@@ -312,30 +307,25 @@ void one_to_one_moodycamel_rwq(benchmark::State& state) {
   totals sum;
   for (auto _ : state) {
     moodycamel::ReaderWriterQueue<std::int64_t> q(static_cast<std::size_t>(capacity));
-    in_order_check result;  // the consumer's own check, copied out when it is done
-    iteration_result r = run_pair(
-        cpu_b,
-        [&] {
-          for (std::int64_t s = 0; s < n; ++s) {
-            while (!q.try_enqueue(s)) rondo_bench::spin_pause();
-          }
-        },
-        [&](flag& ready) {
-          in_order_check check;  // on the consumer's stack: no line shared with the producer
-          ready.raise();
-          std::int64_t v = 0;
-          while (check.next < n) {
-            if (q.try_dequeue(v)) {
-              check.add(v);
-            } else {
-              rondo_bench::spin_pause();
-            }
-          }
-          result = check;
-          return check.next;
-        });
-    r.ok = result.ok(n);
-    sum.add(state, r);
+    sum.add(state, run_pair(
+                       cpu_b, n,
+                       [&] {
+                         for (std::int64_t s = 0; s < n; ++s) {
+                           while (!q.try_enqueue(s)) rondo_bench::spin_pause();
+                         }
+                       },
+                       [&](flag& ready, in_order_check& check) {
+                         ready.raise();
+                         std::int64_t v = 0;
+                         while (check.next < n) {
+                           if (q.try_dequeue(v)) {
+                             check.add(v);
+                           } else {
+                             rondo_bench::spin_pause();
+                           }
+                         }
+                         return check.next;
+                       }));
   }
   sum.report(state, n, false);
 }
@@ -355,44 +345,40 @@ void one_to_one_moodycamel_cq(benchmark::State& state) {
   for (auto _ : state) {
     moodycamel::ConcurrentQueue<std::int64_t> q(static_cast<std::size_t>(capacity));
     moodycamel::ProducerToken ptok(q);
-    in_order_check result;  // the consumer's own check, copied out when it is done
-    iteration_result r = run_pair(
-        cpu_b,
-        [&] {
-          std::array<std::int64_t, max_batch> buf{};
-          for (std::int64_t s = 0; s < n; s += batch) {
-            if (batch == 1) {
-              while (!q.try_enqueue(ptok, s)) rondo_bench::spin_pause();
-              continue;
-            }
-            for (std::size_t i = 0; i < static_cast<std::size_t>(batch); ++i) {
-              buf[i] = s + static_cast<std::int64_t>(i);
-            }
-            while (!q.try_enqueue_bulk(ptok, buf.data(), static_cast<std::size_t>(batch))) {
-              rondo_bench::spin_pause();
-            }
-          }
-        },
-        [&](flag& ready) {
-          in_order_check check;  // on the consumer's stack: no line shared with the producer
-          moodycamel::ConsumerToken ctok(q);
-          std::array<std::int64_t, 64> buf{};
-          ready.raise();
-          std::int64_t takes = 0;
-          while (check.next < n) {
-            const std::size_t k = q.try_dequeue_bulk(ctok, buf.data(), buf.size());
-            if (k == 0) {
-              rondo_bench::spin_pause();
-              continue;
-            }
-            ++takes;
-            for (std::size_t i = 0; i < k; ++i) check.add(buf[i]);
-          }
-          result = check;
-          return takes;
-        });
-    r.ok = result.ok(n);
-    sum.add(state, r);
+    sum.add(state,
+            run_pair(
+                cpu_b, n,
+                [&] {
+                  std::array<std::int64_t, max_batch> buf{};
+                  for (std::int64_t s = 0; s < n; s += batch) {
+                    if (batch == 1) {
+                      while (!q.try_enqueue(ptok, s)) rondo_bench::spin_pause();
+                      continue;
+                    }
+                    for (std::size_t i = 0; i < static_cast<std::size_t>(batch); ++i) {
+                      buf[i] = s + static_cast<std::int64_t>(i);
+                    }
+                    while (!q.try_enqueue_bulk(ptok, buf.data(), static_cast<std::size_t>(batch))) {
+                      rondo_bench::spin_pause();
+                    }
+                  }
+                },
+                [&](flag& ready, in_order_check& check) {
+                  moodycamel::ConsumerToken ctok(q);
+                  std::array<std::int64_t, 64> buf{};
+                  ready.raise();
+                  std::int64_t takes = 0;
+                  while (check.next < n) {
+                    const std::size_t k = q.try_dequeue_bulk(ctok, buf.data(), buf.size());
+                    if (k == 0) {
+                      rondo_bench::spin_pause();
+                      continue;
+                    }
+                    ++takes;
+                    for (std::size_t i = 0; i < k; ++i) check.add(buf[i]);
+                  }
+                  return takes;
+                }));
   }
   sum.report(state, n);
 }
@@ -408,33 +394,24 @@ void one_to_one_mutex_cv(benchmark::State& state) {
   totals sum;
   for (auto _ : state) {
     rondo_bench::mutex_queue<std::int64_t> q(static_cast<std::size_t>(capacity));
-    in_order_check result;  // the consumer's own check, copied out when it is done
-    iteration_result r = run_pair(
-        cpu_b,
-        [&] {
-          std::array<std::int64_t, max_batch> buf{};
-          for (std::int64_t s = 0; s < n; s += batch) {
-            for (std::size_t i = 0; i < static_cast<std::size_t>(batch); ++i) {
-              buf[i] = s + static_cast<std::int64_t>(i);
-            }
-            q.push(buf.data(), static_cast<std::size_t>(batch));
-          }
-        },
-        [&](flag& ready) {
-          in_order_check check;  // on the consumer's stack: no line shared with the producer
-          std::array<std::int64_t, 256> buf{};
-          ready.raise();
-          std::int64_t takes = 0;
-          while (check.next < n) {
-            const std::size_t k = q.pop(buf.data(), buf.size());
-            ++takes;
-            for (std::size_t i = 0; i < k; ++i) check.add(buf[i]);
-          }
-          result = check;
-          return takes;
-        });
-    r.ok = result.ok(n);
-    sum.add(state, r);
+    sum.add(state, run_pair(
+                       cpu_b, n,
+                       [&] {
+                         rondo_bench::produce_batches<max_batch>(
+                             n, batch,
+                             [&](const std::int64_t* items, std::size_t k) { q.push(items, k); });
+                       },
+                       [&](flag& ready, in_order_check& check) {
+                         std::array<std::int64_t, 256> buf{};
+                         ready.raise();
+                         std::int64_t takes = 0;
+                         while (check.next < n) {
+                           const std::size_t k = q.pop(buf.data(), buf.size());
+                           ++takes;
+                           for (std::size_t i = 0; i < k; ++i) check.add(buf[i]);
+                         }
+                         return takes;
+                       }));
   }
   sum.report(state, n);
 }

@@ -78,16 +78,17 @@ class latency_recorder {
   void record(std::int64_t i, std::uint64_t dt) noexcept {
     if (i >= warmup_rounds) samples_[static_cast<std::size_t>(i - warmup_rounds)] = dt;
   }
-  // Ends the calibration window; returns the measured wall time in seconds.
-  double finish() noexcept {
+  // Ends the calibration window.
+  void finish() noexcept {
     const std::uint64_t tick1 = ticks();
     const auto wall1 = rondo_bench::clock::now();
-    const double secs = rondo_bench::seconds_between(wall0_, wall1);
-    ns_per_tick_ = secs * 1e9 / static_cast<double>(tick1 - tick0_);
+    secs_ = rondo_bench::seconds_between(wall0_, wall1);
+    ns_per_tick_ = secs_ * 1e9 / static_cast<double>(tick1 - tick0_);
     std::sort(samples_.begin(), samples_.end());
-    return secs;
   }
-  void report(benchmark::State& state, double total_secs) const {
+  // The measured wall time in seconds (after finish()).
+  [[nodiscard]] double seconds() const noexcept { return secs_; }
+  void report(benchmark::State& state) const {
     auto at = [&](double q) {
       const auto k = static_cast<std::size_t>(q * static_cast<double>(samples_.size() - 1));
       return benchmark::Counter(static_cast<double>(samples_[k]) * ns_per_tick_);
@@ -96,7 +97,7 @@ class latency_recorder {
     state.counters["p99_ns"] = at(0.99);
     state.counters["p999_ns"] = at(0.999);
     state.counters["mean_ns"] =
-        benchmark::Counter(total_secs * 1e9 / static_cast<double>(measured_rounds));
+        benchmark::Counter(secs_ * 1e9 / static_cast<double>(measured_rounds));
   }
 
  private:
@@ -104,6 +105,7 @@ class latency_recorder {
   rondo_bench::clock::time_point wall0_{};
   std::uint64_t tick0_ = 0;
   double ns_per_tick_ = 1.0;
+  double secs_ = 0;
 };
 
 // Drives total_rounds round trips: send(i) then wait until receive() returns a value, which must
@@ -123,6 +125,33 @@ bool ping_rounds(latency_recorder& rec, Send&& send, Receive&& receive) {
   return true;
 }
 
+// The ponger's loop: total_rounds times, waits until receive(v) returns a value and send(v)s it
+// back.
+template <class Receive, class Send>
+void echo_rounds(Receive&& receive, Send&& send) {
+  std::int64_t v = 0;
+  for (std::int64_t i = 0; i < total_rounds; ++i) {
+    while (!receive(v)) rondo_bench::spin_pause();
+    send(v);
+  }
+}
+
+// The benchmark loop, pinned to the first CPU: round(rec, cpu_b) starts the ponger on cpu_b, runs
+// ping_rounds, calls rec.finish(), stops the ponger and returns ping_rounds' verdict.
+template <class Round>
+void latency_bench(benchmark::State& state, Round&& round) {
+  const auto [cpu_a, cpu_b] = rondo_bench::pair_cpus();
+  rondo_bench::scoped_pin pin(cpu_a);
+  for (auto _ : state) {
+    latency_recorder rec;
+    const bool ok = round(rec, cpu_b);
+    state.SetIterationTime(rec.seconds());
+    if (!rondo_bench::verify(state, ok, "wrong reply")) return;
+    rec.report(state);
+  }
+  state.SetItemsProcessed(state.iterations() * measured_rounds);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The floor: two atomics.
 
@@ -131,12 +160,9 @@ struct alignas(rondo_bench::line) padded_atomic {
 };
 
 void ping_pong_harness_atomics(benchmark::State& state) {
-  const auto [cpu_a, cpu_b] = rondo_bench::pair_cpus();
-  rondo_bench::scoped_pin pin(cpu_a);
-  for (auto _ : state) {
+  latency_bench(state, [](latency_recorder& rec, int cpu_b) {
     padded_atomic ping;
     padded_atomic pong;
-    latency_recorder rec;
     std::thread ponger = rondo_bench::start_thread(cpu_b, [&] {
       for (std::int64_t i = 0; i < total_rounds; ++i) {
         // Acquire: pairs with the pinger's release store of i.
@@ -157,13 +183,10 @@ void ping_pong_harness_atomics(benchmark::State& state) {
           got = last_reply = v;
           return true;
         });
-    const double secs = rec.finish();
-    state.SetIterationTime(secs);
+    rec.finish();
     ponger.join();
-    if (!rondo_bench::verify(state, ok, "wrong reply")) return;
-    rec.report(state, secs);
-  }
-  state.SetItemsProcessed(state.iterations() * measured_rounds);
+    return ok;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,9 +207,7 @@ struct echo_stage {
 };
 
 void ping_pong_rondo_dsl(benchmark::State& state) {
-  const auto [cpu_a, cpu_b] = rondo_bench::pair_cpus();
-  rondo_bench::scoped_pin pin(cpu_a);
-  for (auto _ : state) {
+  latency_bench(state, [](latency_recorder& rec, int cpu_b) {
     flag ready;
     auto pong = rondo::disruptor<std::int64_t>::builder()
                     .capacity(capacity)
@@ -203,7 +224,6 @@ void ping_pong_rondo_dsl(benchmark::State& state) {
     ready.await();
     rondo::event_poller<std::int64_t>& replies = pong.poller("reply");
     auto& pub = ping.publisher();
-    latency_recorder rec;
     const bool ok = ping_rounds(
         rec,
         [&](std::int64_t i) { pub.publish_event([&](std::int64_t& ev, std::int64_t) { ev = i; }); },
@@ -216,14 +236,11 @@ void ping_pong_rondo_dsl(benchmark::State& state) {
           });
           return any;
         });
-    const double secs = rec.finish();
-    state.SetIterationTime(secs);
+    rec.finish();
     ping.drain();
     pong.drain();
-    if (!rondo_bench::verify(state, ok, "wrong reply")) return;
-    rec.report(state, secs);
-  }
-  state.SetItemsProcessed(state.iterations() * measured_rounds);
+    return ok;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -255,29 +272,20 @@ struct core_channel {
 };
 
 void ping_pong_rondo_core(benchmark::State& state) {
-  const auto [cpu_a, cpu_b] = rondo_bench::pair_cpus();
-  rondo_bench::scoped_pin pin(cpu_a);
-  for (auto _ : state) {
+  latency_bench(state, [](latency_recorder& rec, int cpu_b) {
     auto ping = std::make_unique<core_channel>();
     auto pong = std::make_unique<core_channel>();
     std::thread ponger = rondo_bench::start_thread(cpu_b, [&] {
-      std::int64_t v = 0;
-      for (std::int64_t i = 0; i < total_rounds; ++i) {
-        while (!ping->receive(v)) rondo_bench::spin_pause();
-        pong->send(v);
-      }
+      echo_rounds([&](std::int64_t& v) { return ping->receive(v); },
+                  [&](std::int64_t v) { pong->send(v); });
     });
-    latency_recorder rec;
     const bool ok = ping_rounds(
         rec, [&](std::int64_t i) { ping->send(i); },
         [&](std::int64_t& got) { return pong->receive(got); });
-    const double secs = rec.finish();
-    state.SetIterationTime(secs);
+    rec.finish();
     ponger.join();
-    if (!rondo_bench::verify(state, ok, "wrong reply")) return;
-    rec.report(state, secs);
-  }
-  state.SetItemsProcessed(state.iterations() * measured_rounds);
+    return ok;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -286,32 +294,25 @@ void ping_pong_rondo_core(benchmark::State& state) {
 using boost_queue = boost::lockfree::spsc_queue<std::int64_t, boost::lockfree::capacity<capacity>>;
 
 void ping_pong_boost_spsc(benchmark::State& state) {
-  const auto [cpu_a, cpu_b] = rondo_bench::pair_cpus();
-  rondo_bench::scoped_pin pin(cpu_a);
-  for (auto _ : state) {
+  latency_bench(state, [](latency_recorder& rec, int cpu_b) {
     auto ping = std::make_unique<boost_queue>();
     auto pong = std::make_unique<boost_queue>();
     std::thread ponger = rondo_bench::start_thread(cpu_b, [&] {
-      std::int64_t v = 0;
-      for (std::int64_t i = 0; i < total_rounds; ++i) {
-        while (!ping->pop(v)) rondo_bench::spin_pause();
-        while (!pong->push(v)) rondo_bench::spin_pause();
-      }
+      echo_rounds([&](std::int64_t& v) { return ping->pop(v); },
+                  [&](std::int64_t v) {
+                    while (!pong->push(v)) rondo_bench::spin_pause();
+                  });
     });
-    latency_recorder rec;
     const bool ok = ping_rounds(
         rec,
         [&](std::int64_t i) {
           while (!ping->push(i)) rondo_bench::spin_pause();
         },
         [&](std::int64_t& got) { return pong->pop(got); });
-    const double secs = rec.finish();
-    state.SetIterationTime(secs);
+    rec.finish();
     ponger.join();
-    if (!rondo_bench::verify(state, ok, "wrong reply")) return;
-    rec.report(state, secs);
-  }
-  state.SetItemsProcessed(state.iterations() * measured_rounds);
+    return ok;
+  });
 }
 
 void latency_args(benchmark::internal::Benchmark* b) {

@@ -34,7 +34,6 @@
 
 #include <array>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,7 +43,7 @@ namespace {
 using rondo_bench::flag;
 
 constexpr std::int64_t capacity = 1 << 14;
-constexpr std::size_t take_max = 256;
+constexpr std::size_t take_max = rondo_bench::chain_take_max;
 
 struct event {
   std::int64_t value = 0;  // written by the producer: the sequence
@@ -55,42 +54,22 @@ struct event {
 // ---------------------------------------------------------------------------------------------
 // rondo
 
-struct sink_output {
-  rondo_bench::countdown started;
-  flag done;
-  rondo_bench::sequence_check check;  // written by s3 before done.raise()
-  std::uint64_t b_mismatch = 0;
-};
-
-struct add_one_to_a {
-  sink_output* out;
-  void on_start() { out->started.arrive(); }
+struct add_one_to_a : rondo_bench::counted_stage {
   void operator()(event& e, std::int64_t, bool) { e.a = e.value + 1; }
 };
 
-struct add_one_to_b {
-  sink_output* out;
-  void on_start() { out->started.arrive(); }
+struct add_one_to_b : rondo_bench::counted_stage {
   void operator()(event& e, std::int64_t, bool) { e.b = e.a + 1; }
 };
 
-struct check_b {
-  sink_output* out;
-  std::int64_t last;
-  rondo_bench::sequence_check check{};
-  std::uint64_t mismatch = 0;
-
-  void on_start() { out->started.arrive(); }
-  void operator()(event& e, std::int64_t seq, bool) {
-    check.add(e.value, seq);
-    mismatch |= static_cast<std::uint64_t>(e.b ^ (seq + 2));
-    if (seq == last) {
-      out->check = check;
-      out->b_mismatch = mismatch;
-      out->done.raise();
-    }
+// s3's invariant: b == seq + 2.
+struct b_invariant {
+  std::uint64_t operator()(const event& e, std::int64_t seq) const noexcept {
+    return static_cast<std::uint64_t>(e.b ^ (seq + 2));
   }
 };
+
+using check_b = rondo_bench::checking_sink<event, b_invariant>;
 
 void pipeline_rondo(benchmark::State& state, rondo::wait_config wait) {
   const std::int64_t batch = state.range(0);
@@ -99,36 +78,30 @@ void pipeline_rondo(benchmark::State& state, rondo::wait_config wait) {
   std::int64_t allocs = 0;
   std::vector<rondo::stage_metrics_snapshot> per_stage(3);
   for (auto _ : state) {
-    sink_output out;
+    rondo_bench::sink_output out;
     auto d = rondo::disruptor<event>::builder()
                  .capacity(capacity)
                  .wait(wait)
                  .metrics()
-                 .stage("s1", add_one_to_a{&out})
-                 .stage("s2", add_one_to_b{&out}, rondo::after("s1"))
+                 .stage("s1", add_one_to_a{{&out}})
+                 .stage("s2", add_one_to_b{{&out}}, rondo::after("s1"))
                  .stage("s3", check_b{&out, n - 1}, rondo::after("s2"))
                  .build();
     d.start();
     out.started.await(3);
-    const std::int64_t a0 = rondo_bench::allocations();
-    const auto t0 = rondo_bench::clock::now();
-    auto& pub = d.publisher();
-    for (std::int64_t s = 0; s < n; s += batch) {
-      auto c = pub.reserve(batch);
-      for (auto [seq, ev] : c) ev.value = seq;
-      c.publish();
-    }
-    out.done.await();
-    const auto t1 = rondo_bench::clock::now();
-    allocs += rondo_bench::allocations() - a0;
-    state.SetIterationTime(rondo_bench::seconds_between(t0, t1));
+    const rondo_bench::timed_run r = rondo_bench::time_region([&] {
+      rondo_bench::publish_sequences(d.publisher(), n, batch);
+      out.done.await();
+    });
+    allocs += r.allocs;
+    state.SetIterationTime(r.seconds);
     d.drain();
     const auto reports = d.metrics();
     for (std::size_t i = 0; i < 3; ++i) {
       per_stage[i].events += reports.at(i).metrics.events;
       per_stage[i].batches += reports.at(i).metrics.batches;
     }
-    ok = ok && out.check.ok(n) && out.b_mismatch == 0 && reports.at(2).metrics.events == n;
+    ok = ok && out.check.ok(n) && out.mismatch == 0 && reports.at(2).metrics.events == n;
   }
   if (!rondo_bench::verify(state, ok, "last stage saw wrong, missing or reordered events")) return;
   rondo_bench::report_events(state, n, allocs);
@@ -144,23 +117,7 @@ void pipeline_rondo(benchmark::State& state, rondo::wait_config wait) {
 using boost_queue = boost::lockfree::spsc_queue<std::int64_t, boost::lockfree::capacity<capacity>>;
 
 // boost::lockfree::spsc_queue; yields at once when empty or full.
-struct boost_link {
-  std::unique_ptr<boost_queue> q = std::make_unique<boost_queue>();
-
-  std::size_t take(std::int64_t* out, std::size_t max) {
-    const std::size_t k = q->pop(out, max);
-    if (k == 0) std::this_thread::yield();
-    return k;
-  }
-  void give(const std::int64_t* in, std::size_t n) {
-    while (n > 0) {
-      const std::size_t k = q->push(in, n);
-      in += k;
-      n -= k;
-      if (n > 0) std::this_thread::yield();
-    }
-  }
-};
+using boost_link = rondo_bench::yielding_link<boost_queue>;
 
 // mutex + condition_variable queue; blocks when empty or full.
 struct mutex_link {
@@ -169,19 +126,6 @@ struct mutex_link {
   std::size_t take(std::int64_t* out, std::size_t max) { return q.pop(out, max); }
   void give(const std::int64_t* in, std::size_t n) { q.push(in, n); }
 };
-
-// s1 and s2: take, add one, pass on; returns after n values.
-template <class Link>
-void relay(Link& in, Link& out, std::int64_t n) {
-  std::array<std::int64_t, take_max> buf{};
-  std::int64_t seen = 0;
-  while (seen < n) {
-    const std::size_t k = in.take(buf.data(), buf.size());
-    for (std::size_t i = 0; i < k; ++i) buf[i] += 1;
-    out.give(buf.data(), k);
-    seen += static_cast<std::int64_t>(k);
-  }
-}
 
 template <class Link>
 void pipeline_queues(benchmark::State& state) {
@@ -196,13 +140,14 @@ void pipeline_queues(benchmark::State& state) {
     flag done;
     rondo_bench::in_order_check result;  // s3's own check, copied out when it is done
     std::int64_t sink_takes = 0;
+    // s1 and s2: take, add one, pass on.
     std::thread s1 = rondo_bench::start_thread(-1, [&] {
       started.arrive();
-      relay(links[0], links[1], n);
+      rondo_bench::relay<1>(links[0], links[1], n);
     });
     std::thread s2 = rondo_bench::start_thread(-1, [&] {
       started.arrive();
-      relay(links[1], links[2], n);
+      rondo_bench::relay<1>(links[1], links[2], n);
     });
     std::thread s3 = rondo_bench::start_thread(-1, [&] {
       started.arrive();
@@ -219,17 +164,13 @@ void pipeline_queues(benchmark::State& state) {
       done.raise();
     });
     started.await(3);
-    const std::int64_t a0 = rondo_bench::allocations();
-    const auto t0 = rondo_bench::clock::now();
-    std::array<std::int64_t, take_max> buf{};
-    for (std::int64_t s = 0; s < n; s += batch) {
-      for (std::int64_t i = 0; i < batch; ++i) buf[static_cast<std::size_t>(i)] = s + i;
-      links[0].give(buf.data(), static_cast<std::size_t>(batch));
-    }
-    done.await();
-    const auto t1 = rondo_bench::clock::now();
-    allocs += rondo_bench::allocations() - a0;
-    state.SetIterationTime(rondo_bench::seconds_between(t0, t1));
+    const rondo_bench::timed_run r = rondo_bench::time_region([&] {
+      rondo_bench::produce_batches<take_max>(
+          n, batch, [&](const std::int64_t* p, std::size_t k) { links[0].give(p, k); });
+      done.await();
+    });
+    allocs += r.allocs;
+    state.SetIterationTime(r.seconds);
     s1.join();
     s2.join();
     s3.join();
@@ -238,8 +179,7 @@ void pipeline_queues(benchmark::State& state) {
   }
   if (!rondo_bench::verify(state, ok, "last stage saw wrong, missing or reordered values")) return;
   rondo_bench::report_events(state, n, allocs);
-  state.counters["mean_batch_s3"] = benchmark::Counter(static_cast<double>(state.iterations() * n) /
-                                                       static_cast<double>(takes > 0 ? takes : 1));
+  rondo_bench::report_mean_batch(state, "mean_batch_s3", state.iterations() * n, takes);
 }
 
 void pipeline_boost_spsc(benchmark::State& state) {
@@ -249,25 +189,10 @@ void pipeline_mutex_cv(benchmark::State& state) {
   pipeline_queues<mutex_link>(state);
 }
 
-constexpr std::int64_t n_events = std::int64_t{1} << 22;
-constexpr std::int64_t n_slow = std::int64_t{1} << 20;
-
-void chain_args(benchmark::internal::Benchmark* b, std::int64_t n, int iterations) {
-  b->ArgNames({"batch", "events"})
-      ->Args({1, n})
-      ->Args({32, n})
-      ->UseManualTime()
-      ->Unit(benchmark::kMillisecond)
-      ->Iterations(iterations);
-}
-void fast_args(benchmark::internal::Benchmark* b) {
-  chain_args(b, n_events, 3);
-}
-void slow_args(benchmark::internal::Benchmark* b) {
-  chain_args(b, n_slow, 2);
-}
+using rondo_bench::fast_args;
+using rondo_bench::slow_args;
 void slowest_args(benchmark::internal::Benchmark* b) {
-  chain_args(b, n_slow / 2, 2);
+  rondo_bench::batch_events_args(b, rondo_bench::n_slow / 2, 2);
 }
 
 }  // namespace

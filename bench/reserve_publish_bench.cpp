@@ -108,15 +108,30 @@ void reserve_publish_harness(benchmark::State& state) {
 // ---------------------------------------------------------------------------------------------
 // Single producer, core API.
 
+// The single-producer ring with its stand-in consumer.
+struct single_fixture {
+  single_fixture() { seqr.add_gating_sequence(consumed); }
+
+  // After the run: every slot claimed, the last one written, the cursor on it.
+  [[nodiscard]] bool verify(benchmark::State& state, std::int64_t hi) {
+    return rondo_bench::verify(state,
+                               hi == state.iterations() * slots_per_iteration - 1 &&
+                                   ring[hi] == hi && seqr.cursor().get() == hi,
+                               "cursor or last slot is wrong");
+  }
+
+  rondo::wait_strategy waits{rondo::busy_spin{}};
+  rondo::ring_buffer<std::int64_t> ring{ring_capacity};
+  rondo::single_producer_sequencer seqr{ring_capacity, waits};
+  rondo::sequence consumed;
+};
+
 template <std::int64_t Batch>
 void reserve_publish_core_single(benchmark::State& state) {
   static_assert(slots_per_iteration % Batch == 0);
-  rondo::wait_strategy waits{rondo::busy_spin{}};
-  rondo::ring_buffer<std::int64_t> ring(ring_capacity);
-  rondo::single_producer_sequencer seqr(ring_capacity, waits);
-  rondo::sequence consumed;
-  seqr.add_gating_sequence(consumed);
-
+  single_fixture fx;
+  auto& ring = fx.ring;
+  auto& seqr = fx.seqr;
   std::int64_t hi = rondo::initial_sequence;
   for (auto _ : state) {
     for (std::int64_t i = 0; i < slots_per_iteration; i += Batch) {
@@ -128,14 +143,9 @@ void reserve_publish_core_single(benchmark::State& state) {
     benchmark::ClobberMemory();
     // Release: the stand-in consumer "has finished" with everything published; pairs with the
     // acquire load in the sequencer's gating check.
-    consumed.set(hi);
+    fx.consumed.set(hi);
   }
-  if (!rondo_bench::verify(state,
-                           hi == state.iterations() * slots_per_iteration - 1 && ring[hi] == hi &&
-                               seqr.cursor().get() == hi,
-                           "cursor or last slot is wrong")) {
-    return;
-  }
+  if (!fx.verify(state, hi)) return;
   report_slots(state);
 }
 
@@ -145,12 +155,8 @@ void reserve_publish_core_single(benchmark::State& state) {
 template <std::int64_t Batch>
 void reserve_publish_publisher_claim(benchmark::State& state) {
   static_assert(slots_per_iteration % Batch == 0);
-  rondo::wait_strategy waits{rondo::busy_spin{}};
-  rondo::ring_buffer<std::int64_t> ring(ring_capacity);
-  rondo::single_producer_sequencer seqr(ring_capacity, waits);
-  rondo::publisher<std::int64_t> pub(ring, seqr);
-  rondo::sequence consumed;
-  seqr.add_gating_sequence(consumed);
+  single_fixture fx;
+  rondo::publisher<std::int64_t> pub(fx.ring, fx.seqr);
 
   std::int64_t hi = rondo::initial_sequence;
   for (auto _ : state) {
@@ -165,14 +171,9 @@ void reserve_publish_publisher_claim(benchmark::State& state) {
     }
     benchmark::ClobberMemory();
     // Release: pairs with the acquire load in the sequencer's gating check.
-    consumed.set(hi);
+    fx.consumed.set(hi);
   }
-  if (!rondo_bench::verify(state,
-                           hi == state.iterations() * slots_per_iteration - 1 && ring[hi] == hi &&
-                               seqr.cursor().get() == hi,
-                           "cursor or last slot is wrong")) {
-    return;
-  }
+  if (!fx.verify(state, hi)) return;
   report_slots(state);
 }
 
