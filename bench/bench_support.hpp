@@ -15,6 +15,8 @@
 // shutdown (drain, join) stay outside it. Payloads are derived from the sequence, so the
 // consumer can check order and completeness with a closed-form total.
 
+#include <rondo/detail/config.hpp>
+
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -45,15 +47,7 @@ using clock = std::chrono::steady_clock;
 }
 
 /// A pause instruction for spin loops.
-inline void spin_pause() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#else
-  asm volatile("" ::: "memory");
-#endif
-}
+inline void spin_pause() noexcept { rondo::detail::cpu_relax(); }
 
 /// Spins a little, then yields between checks: what queue competitors do when their queue is
 /// empty or full, so they behave on oversubscribed cores (more threads than CPUs).
