@@ -16,3 +16,6 @@
 #include <rondo/core/wait_strategy.hpp>
 #include <rondo/disruptor.hpp>
 #include <rondo/dsl/publisher.hpp>
+#include <rondo/coro/sync_wait.hpp>
+#include <rondo/coro/task.hpp>
+#include <rondo/coro/when_all.hpp>

@@ -1,0 +1,171 @@
+#pragma once
+// task<T>: a lazy, move-only coroutine that produces a T (or an exception) when awaited.
+//
+// Theory of operation
+//   A task starts only when awaited. The awaiter's await_suspend() resumes the task right away,
+//   on the awaiter's own stack, and the task runs until it completes or first suspends. Then the
+//   two sides meet on one atomic flag in the promise, `state_`:
+//
+//     awaiter (await_suspend)                      task (final_suspend)
+//     ------------------------                     ---------------------
+//     task.resume()                                ...
+//     continuation_ = awaiter                      if state_.exchange(true) was true:
+//     if state_.exchange(true) was true:               transfer to continuation_
+//        the task already finished: don't suspend  else: return to whoever resumed us
+//     else: suspend (the task resumes us later)
+//
+//   Whoever sets state_ second knows the other side is done with it. A task that completes
+//   synchronously therefore returns through await_suspend(), which answers "don't suspend", and
+//   the awaiter goes on in the same frame: a loop awaiting millions of such tasks uses constant
+//   stack. (Plain handle-returning symmetric transfer would too, but g++ 12 does not make it a
+//   tail call at -O0 or under AddressSanitizer, and such a loop overflows the stack there.)
+//
+// Exceptions thrown in the task are stored and rethrown from the co_await.
+
+#include <atomic>
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+namespace rondo {
+
+template <class T = void>
+class task;
+
+namespace detail {
+
+class task_promise_base {
+ public:
+  struct final_awaiter {
+    [[nodiscard]] bool await_ready() const noexcept { return false; }
+    template <class Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
+      task_promise_base& p = h.promise();
+      // acq_rel: acquire pairs with the release half of the awaiter's exchange (so continuation_
+      // is visible); release publishes the task's result to an awaiter that sees `true`.
+      if (p.state_.exchange(true, std::memory_order_acq_rel)) return p.continuation_;
+      return std::noop_coroutine();
+    }
+    void await_resume() noexcept {}
+  };
+
+  [[nodiscard]] std::suspend_always initial_suspend() const noexcept { return {}; }
+  [[nodiscard]] final_awaiter final_suspend() const noexcept { return {}; }
+  void unhandled_exception() noexcept { error_ = std::current_exception(); }
+
+  // The awaiter's half of the handshake: true means "suspend; the task will resume you".
+  bool try_set_continuation(std::coroutine_handle<> awaiter) noexcept {
+    continuation_ = awaiter;
+    // acq_rel: release publishes continuation_ to the final awaiter; acquire pairs with its
+    // release so the result is visible when the task finished first.
+    return !state_.exchange(true, std::memory_order_acq_rel);
+  }
+
+ protected:
+  void rethrow_if_failed() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::coroutine_handle<> continuation_;
+  std::exception_ptr error_;
+  // false: nobody has finished their half; true: one side has (see the file comment).
+  std::atomic<bool> state_{false};
+};
+
+template <class T>
+class task_promise final : public task_promise_base {
+ public:
+  task<T> get_return_object() noexcept;
+
+  template <class U>
+    requires std::is_convertible_v<U&&, T>
+  void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+    value_.emplace(std::forward<U>(v));
+  }
+
+  T result() && {
+    rethrow_if_failed();
+    return std::move(*value_);
+  }
+
+ private:
+  std::optional<T> value_;
+};
+
+template <>
+class task_promise<void> final : public task_promise_base {
+ public:
+  task<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+  void result() && { rethrow_if_failed(); }
+};
+
+}  // namespace detail
+
+/// A lazy coroutine producing T. Start it by co_awaiting it (once) or with sync_wait().
+/// Move-only; destroying a task that was never awaited destroys its frame without running it.
+///
+/// Thread-safety: a task may complete on a different thread than the one that awaited it (it
+/// resumes the awaiter there); the handshake is lock-free.
+template <class T>
+class [[nodiscard]] task {
+ public:
+  using promise_type = detail::task_promise<T>;
+  using value_type = T;
+
+  task() noexcept = default;
+  task(task&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
+  task& operator=(task&& o) noexcept {
+    if (this != &o) {
+      if (h_) h_.destroy();
+      h_ = std::exchange(o.h_, nullptr);
+    }
+    return *this;
+  }
+  task(const task&) = delete;
+  task& operator=(const task&) = delete;
+  ~task() {
+    if (h_) h_.destroy();
+  }
+
+  /// True when the task holds a coroutine (not default-constructed or moved from).
+  [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
+
+  struct awaiter {
+    std::coroutine_handle<promise_type> h;
+    [[nodiscard]] bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
+      h.resume();
+      return h.promise().try_set_continuation(awaiting);
+    }
+    T await_resume() { return std::move(h.promise()).result(); }
+  };
+
+  /// Runs the task; yields its value or rethrows its exception. Throws std::logic_error for an
+  /// empty task. A task is awaited once (it is an rvalue: `co_await std::move(t)`).
+  awaiter operator co_await() && {
+    if (!h_) throw std::logic_error("rondo::task: co_await on an empty (moved-from) task");
+    return awaiter{h_};
+  }
+
+ private:
+  friend class detail::task_promise<T>;
+  explicit task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
+  std::coroutine_handle<promise_type> h_;
+};
+
+namespace detail {
+template <class T>
+task<T> task_promise<T>::get_return_object() noexcept {
+  return task<T>(std::coroutine_handle<task_promise<T>>::from_promise(*this));
+}
+inline task<void> task_promise<void>::get_return_object() noexcept {
+  return task<void>(std::coroutine_handle<task_promise<void>>::from_promise(*this));
+}
+}  // namespace detail
+
+}  // namespace rondo
