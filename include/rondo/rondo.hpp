@@ -19,3 +19,4 @@
 #include <rondo/coro/sync_wait.hpp>
 #include <rondo/coro/task.hpp>
 #include <rondo/coro/when_all.hpp>
+#include <rondo/coro/scheduler.hpp>

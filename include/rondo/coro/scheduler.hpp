@@ -1,0 +1,231 @@
+#pragma once
+// What a suspended wait resumes on: the scheduler concept, and two schedulers that model it
+// without io_uring — manual_scheduler (driven step by step, for tests and for users who own their
+// loop) and thread_scheduler (one thread running whatever is posted to it). The io_context of
+// the executor issue models the same concept.
+//
+// Theory of operation
+//   A coroutine is handed to a scheduler as a schedule_node: an intrusive list node holding its
+//   handle. The node lives in the awaiting operation (in the coroutine frame), so posting never
+//   allocates. Posting is lock-free from any thread: a Treiber-stack push onto `incoming_`
+//   (release CAS). The scheduler's own thread takes the whole stack at once (acquire exchange),
+//   reverses it into FIFO order and resumes the nodes one by one.
+//
+//     any thread:  node.next = head; CAS(head, node)        (push, release)
+//     owner:       batch = exchange(head, null)             (take all, acquire)
+//                  reverse(batch); for n in batch: n.handle.resume()
+//
+//   thread_scheduler sleeps when it finds nothing: an eventcount with an armed bit, as in
+//   core/wait_strategy.hpp. A poster that finds the word unarmed pays one fence and one load.
+
+#include <rondo/detail/config.hpp>
+#include <rondo/detail/futex.hpp>
+
+#include <atomic>
+#include <concepts>
+#include <coroutine>
+#include <cstdint>
+#include <stdexcept>
+#include <thread>
+
+namespace rondo {
+
+/// An intrusive node for posting a coroutine to a scheduler. Owned by the operation that posts
+/// it; must stay alive until the coroutine has been resumed.
+struct schedule_node {
+  schedule_node* next = nullptr;
+  std::coroutine_handle<> handle;
+};
+
+/// A scheduler resumes posted coroutines. post() must be callable from any thread and must not
+/// allocate; the coroutine is resumed later, on the scheduler's own thread(s).
+template <class S>
+concept scheduler = requires(S& s, schedule_node& n) {
+  { s.post(n) } noexcept;
+};
+
+namespace detail {
+
+/// Multi-producer, single-consumer intrusive queue (see the file comment).
+class intrusive_mpsc_queue {
+ public:
+  /// Any thread. Returns true if the queue was empty before (the consumer may need waking).
+  bool push(schedule_node& n) noexcept {
+    // Relaxed initial read: the CAS below validates it.
+    schedule_node* head = head_.load(std::memory_order_relaxed);
+    do {
+      n.next = head;
+      // Release: publishes n (and what the poster wrote before) to the consumer's acquire
+      // exchange in take_all().
+    } while (!head_.compare_exchange_weak(head, &n, std::memory_order_release,
+                                          std::memory_order_relaxed));
+    return head == nullptr;
+  }
+
+  /// Consumer only: everything pushed so far, oldest first (null when empty).
+  schedule_node* take_all() noexcept {
+    // Acquire: pairs with the release CAS in push().
+    schedule_node* lifo = head_.exchange(nullptr, std::memory_order_acquire);
+    schedule_node* fifo = nullptr;
+    while (lifo != nullptr) {
+      schedule_node* next = lifo->next;
+      lifo->next = fifo;
+      fifo = lifo;
+      lifo = next;
+    }
+    return fifo;
+  }
+
+  [[nodiscard]] bool empty() const noexcept {
+    // Advisory: the consumer's take_all() is authoritative.
+    return head_.load(std::memory_order_relaxed) == nullptr;
+  }
+
+ private:
+  std::atomic<schedule_node*> head_{nullptr};
+};
+
+}  // namespace detail
+
+/// A scheduler driven by explicit calls: post() from anywhere, run_one()/run_all() from the
+/// thread that owns it. For deterministic tests and for embedding in a user's loop.
+class manual_scheduler {
+ public:
+  manual_scheduler() = default;
+  manual_scheduler(const manual_scheduler&) = delete;
+  manual_scheduler& operator=(const manual_scheduler&) = delete;
+
+  /// Any thread; never allocates.
+  void post(schedule_node& n) noexcept { (void)incoming_.push(n); }
+
+  /// Owner thread: resumes the oldest posted coroutine, if any. Returns whether one ran.
+  bool run_one() {
+    if (ready_ == nullptr) ready_ = incoming_.take_all();
+    if (ready_ == nullptr) return false;
+    schedule_node* n = ready_;
+    ready_ = n->next;
+    n->handle.resume();  // may post more, or free n's frame: n is not touched afterwards
+    return true;
+  }
+
+  /// Owner thread: runs until nothing is posted; returns how many coroutines ran.
+  std::size_t run_all() {
+    std::size_t ran = 0;
+    while (run_one()) ++ran;
+    return ran;
+  }
+
+  /// Owner thread: whether anything is waiting to run.
+  [[nodiscard]] bool idle() const noexcept { return ready_ == nullptr && incoming_.empty(); }
+
+  /// `co_await s.schedule()` suspends the caller and resumes it from this scheduler.
+  [[nodiscard]] auto schedule() noexcept { return schedule_operation<manual_scheduler>{*this}; }
+
+  /// The awaitable of schedule(); it is its own schedule_node, so it never allocates.
+  template <class S>
+  struct schedule_operation {
+    S& sched;
+    schedule_node node{};
+    [[nodiscard]] bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) noexcept {
+      node.handle = h;
+      sched.post(node);  // resumed on the scheduler; nothing of ours is touched afterwards
+    }
+    void await_resume() const noexcept {}
+  };
+
+ private:
+  detail::intrusive_mpsc_queue incoming_;
+  schedule_node* ready_ = nullptr;  // owner-only: taken from incoming_, not yet run
+};
+
+/// One thread that resumes whatever is posted to it, sleeping (futex) when there is nothing.
+/// stop() (or the destructor) finishes what was posted before it, then joins the thread.
+class thread_scheduler {
+ public:
+  thread_scheduler() : thread_([this] { run(); }) {}
+  thread_scheduler(const thread_scheduler&) = delete;
+  thread_scheduler& operator=(const thread_scheduler&) = delete;
+  ~thread_scheduler() { stop(); }
+
+  /// Any thread; never allocates. Wakes the thread only if it announced it sleeps.
+  void post(schedule_node& n) noexcept {
+    (void)incoming_.push(n);
+    wake();
+  }
+
+  /// Runs everything already posted, then stops and joins the thread. Idempotent; not from the
+  /// scheduler's own thread (std::logic_error).
+  void stop() {
+    if (!thread_.joinable()) return;
+    if (std::this_thread::get_id() == thread_.get_id()) {
+      throw std::logic_error("thread_scheduler::stop() called from its own thread");
+    }
+    // Release: pairs with the acquire load in run(); posts before this are drained first.
+    stopping_.store(true, std::memory_order_release);
+    wake_always();
+    thread_.join();
+  }
+
+  [[nodiscard]] std::thread::id thread_id() const noexcept { return thread_.get_id(); }
+
+  /// `co_await s.schedule()` moves the caller onto this scheduler's thread.
+  [[nodiscard]] auto schedule() noexcept {
+    return manual_scheduler::schedule_operation<thread_scheduler>{*this};
+  }
+
+ private:
+  static constexpr std::uint32_t armed = 1;
+
+  void run() {
+    for (;;) {
+      schedule_node* batch = incoming_.take_all();
+      while (batch != nullptr) {
+        schedule_node* n = batch;
+        batch = n->next;
+        n->handle.resume();
+      }
+      // Arm, then re-check (the eventcount handshake of core/wait_strategy.hpp): a post that
+      // lands after the arm sees the bit and wakes us; one before it is seen by the re-check.
+      const std::uint32_t key = word_.fetch_or(armed, std::memory_order_seq_cst) | armed;
+      detail::seq_cst_fence();
+      if (!incoming_.empty()) continue;
+      // Acquire: pairs with the release store in stop().
+      if (stopping_.load(std::memory_order_acquire)) {
+        if (incoming_.empty()) return;
+        continue;
+      }
+      detail::futex_wait(word_, key);
+    }
+  }
+
+  void wake() noexcept {
+    detail::seq_cst_fence();  // orders the push before the load below (pairs with run()'s fence)
+    // Relaxed: ordered by the fence above.
+    std::uint32_t w = word_.load(std::memory_order_relaxed);
+    while ((w & armed) != 0) {
+      // Release: the woken thread's re-check happens after our push. On failure w is reloaded.
+      if (word_.compare_exchange_weak(w, (w + 2) & ~armed, std::memory_order_release,
+                                      std::memory_order_relaxed)) {
+        detail::futex_wake_all(word_);
+        return;
+      }
+    }
+  }
+
+  void wake_always() noexcept {
+    // A new epoch: a sleeper's futex_wait comparison fails or it is woken. Pairs with run().
+    word_.fetch_add(2, std::memory_order_release);
+    detail::futex_wake_all(word_);
+  }
+
+  detail::intrusive_mpsc_queue incoming_;
+  alignas(detail::cache_line_size) std::atomic<std::uint32_t> word_{0};
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;  // last: started after every other member is ready
+};
+
+static_assert(scheduler<manual_scheduler>);
+static_assert(scheduler<thread_scheduler>);
+
+}  // namespace rondo
