@@ -4,32 +4,18 @@
 //
 // Theory of operation (blocking strategy, the only one that sleeps in the kernel)
 //
-// One 32-bit futex word, an eventcount: bit 0 is "armed" (someone may be asleep since the last
-// bump), bits 1..31 are an epoch.
-//
-//   waiter (handler or producer)               signaller (publisher, stage advancing)
-//   ----------------------------               -------------------------------------
-//   key = word |= armed   (seq_cst RMW)        store sequence (release)
-//   fence (seq_cst)                  <- F1     fence (seq_cst)                  <- F2
-//   if ready(): return                         w = word (relaxed)
-//   futex_wait(word, key)                      if w is armed: CAS word -> (epoch + 1, unarmed)
-//   loop                                                      and futex_wake_all(word)
-//
-// F1 and F2 are ordered one way or the other. If F1 comes first, the signaller's load sees the
-// armed bit, bumps the epoch and wakes, so futex_wait either returns at once (the word is no
-// longer key) or is woken. If F2 comes first, the waiter's ready() sees the new sequence. So no
-// wake-up is lost. A signaller that finds the word unarmed pays one fence and one load: no
-// syscall, no RMW. Only the first signaller after a waiter armed the word makes the syscall; the
-// ones that follow while the woken thread is being scheduled find it unarmed (a plain counter of
-// waiters would make every one of them call futex_wake). The non-blocking strategies never sleep
-// in the kernel, so their signal() is a no-op.
+// The blocking strategy is an eventcount (detail/eventcount.hpp): a waiter arms the futex word,
+// re-checks its condition, and sleeps; a signaller stores its sequence and then notifies, which
+// costs one fence and one load unless a waiter armed the word since the last wake-up. The
+// handshake and the argument against lost wake-ups are in that file. The non-blocking
+// strategies never sleep in the kernel, so their signal() is a no-op.
 //
 // Unlike the LMAX BlockingWaitStrategy, a blocked handler also sleeps while an upstream stage is
 // behind (every stage advance signals), and producers waiting for capacity block the same way
 // instead of parking for a fixed time.
 
 #include <rondo/detail/config.hpp>
-#include <rondo/detail/futex.hpp>
+#include <rondo/detail/eventcount.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -180,23 +166,13 @@ class wait_strategy {
   }
 
   /// Wakes every blocked waiter unconditionally (shutdown paths).
-  void wake_all() noexcept {
-    // A new epoch (the armed bit may stay: the value changed either way). Pairs with the RMW in
-    // block(): a waiter whose key predates this either fails futex_wait's comparison or is woken.
-    word_.fetch_add(2, std::memory_order_release);
-    detail::futex_wake_all(word_);
-  }
+  void wake_all() noexcept { events_.notify_all(); }
 
  private:
-  static constexpr std::uint32_t armed = 1;
-
   template <class Ready, class Stop>
   wait_status block(Ready& ready, Stop& stop, clock::time_point deadline) {
     for (;;) {
-      // Arm before the final check. Pairs with the load and CAS in signal_blocked(); together
-      // with F1 below and F2 there it forms the handshake of the file comment.
-      const std::uint32_t key = word_.fetch_or(armed, std::memory_order_seq_cst) | armed;
-      detail::seq_cst_fence();  // F1
+      const std::uint32_t key = events_.prepare_wait();
       if (ready()) return wait_status::ready;
       if (stop()) return wait_status::stopped;
       std::chrono::nanoseconds left{-1};
@@ -204,30 +180,15 @@ class wait_strategy {
         left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
         if (left.count() <= 0) return wait_status::timed_out;
       }
-      detail::futex_wait(word_, key, left);
+      events_.wait(key, left);
     }
   }
 
-  void signal_blocked() noexcept {
-    detail::seq_cst_fence();  // F2: orders the caller's sequence store before the load below.
-    // Relaxed: ordered by F2; see the file comment.
-    std::uint32_t w = word_.load(std::memory_order_relaxed);
-    while ((w & armed) != 0) {
-      // Release: a woken waiter's re-check happens after our sequence store. On failure, w is
-      // reloaded (relaxed, as above): another signaller may have bumped it already.
-      if (word_.compare_exchange_weak(w, (w + 2) & ~armed, std::memory_order_release,
-                                      std::memory_order_relaxed)) {
-        detail::futex_wake_all(word_);
-        return;
-      }
-    }
-  }
+  void signal_blocked() noexcept { events_.notify(); }
 
   wait_config cfg_;
   bool blocking_ = false;
-  // The eventcount futex word: bit 0 armed, bits 1..31 epoch (see the file comment). Armed by
-  // waiters, read by every signaller, bumped by the first signaller after an arm.
-  alignas(detail::cache_line_size) std::atomic<std::uint32_t> word_{0};
+  detail::eventcount events_;
 };
 
 }  // namespace rondo

@@ -15,11 +15,11 @@
 //     owner:       batch = exchange(head, null)             (take all, acquire)
 //                  reverse(batch); for n in batch: n.handle.resume()
 //
-//   thread_scheduler sleeps when it finds nothing: an eventcount with an armed bit, as in
-//   core/wait_strategy.hpp. A poster that finds the word unarmed pays one fence and one load.
+//   thread_scheduler sleeps when it finds nothing on the eventcount of detail/eventcount.hpp:
+//   a poster that finds nobody asleep pays one fence and one load.
 
 #include <rondo/detail/config.hpp>
-#include <rondo/detail/futex.hpp>
+#include <rondo/detail/eventcount.hpp>
 
 #include <atomic>
 #include <concepts>
@@ -175,8 +175,6 @@ class thread_scheduler {
   }
 
  private:
-  static constexpr std::uint32_t armed = 1;
-
   void run() {
     for (;;) {
       schedule_node* batch = incoming_.take_all();
@@ -185,42 +183,23 @@ class thread_scheduler {
         batch = n->next;
         n->handle.resume();
       }
-      // Arm, then re-check (the eventcount handshake of core/wait_strategy.hpp): a post that
-      // lands after the arm sees the bit and wakes us; one before it is seen by the re-check.
-      const std::uint32_t key = word_.fetch_or(armed, std::memory_order_seq_cst) | armed;
-      detail::seq_cst_fence();
+      // Arm, then re-check: a post after the arm notifies us; one before it is seen here.
+      const std::uint32_t key = events_.prepare_wait();
       if (!incoming_.empty()) continue;
       // Acquire: pairs with the release store in stop().
       if (stopping_.load(std::memory_order_acquire)) {
         if (incoming_.empty()) return;
         continue;
       }
-      detail::futex_wait(word_, key);
+      events_.wait(key);
     }
   }
 
-  void wake() noexcept {
-    detail::seq_cst_fence();  // orders the push before the load below (pairs with run()'s fence)
-    // Relaxed: ordered by the fence above.
-    std::uint32_t w = word_.load(std::memory_order_relaxed);
-    while ((w & armed) != 0) {
-      // Release: the woken thread's re-check happens after our push. On failure w is reloaded.
-      if (word_.compare_exchange_weak(w, (w + 2) & ~armed, std::memory_order_release,
-                                      std::memory_order_relaxed)) {
-        detail::futex_wake_all(word_);
-        return;
-      }
-    }
-  }
-
-  void wake_always() noexcept {
-    // A new epoch: a sleeper's futex_wait comparison fails or it is woken. Pairs with run().
-    word_.fetch_add(2, std::memory_order_release);
-    detail::futex_wake_all(word_);
-  }
+  void wake() noexcept { events_.notify(); }
+  void wake_always() noexcept { events_.notify_all(); }
 
   detail::intrusive_mpsc_queue incoming_;
-  alignas(detail::cache_line_size) std::atomic<std::uint32_t> word_{0};
+  detail::eventcount events_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;  // last: started after every other member is ready
 };
