@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <limits>
 #include <stdexcept>
 #include <thread>
 
@@ -96,7 +97,7 @@ TEST_CASE("single producer: reserve_until gives up at the deadline",
   s.publish(0, s.reserve(2));
   CHECK_FALSE(s.reserve_until(1, rondo::wait_strategy::clock::now() + 2ms));
   consumer.set(0);
-  w.signal();
+  w.signal(std::numeric_limits<std::int64_t>::max());
   const auto hi = s.reserve_until(1, rondo::wait_strategy::clock::now() + 2ms);
   REQUIRE(hi);
   CHECK(*hi == 2);

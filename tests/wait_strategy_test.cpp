@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <limits>
 #include <chrono>
 #include <thread>
 
@@ -57,7 +58,7 @@ TEST_CASE("blocking: a signal racing with the waiter's registration is never los
       while (ack.load(std::memory_order_acquire) != r - 1) std::this_thread::yield();
       // Pairs with the acquire load in the waiter's ready().
       value.store(r, std::memory_order_release);
-      w.signal();
+      w.signal(std::numeric_limits<std::int64_t>::max());
     }
   });
   for (int r = 1; r <= rounds; ++r) {

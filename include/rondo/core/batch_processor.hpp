@@ -139,14 +139,14 @@ class batch_processor {
         failed_at = stop_at;
         failure = halt_error_;
         position_.set(stop_at - 1);
-        seqr.waits().signal();
+        seqr.waits().signal(stop_at - 1);
         barrier_->alert();
         return;
       }
       if (metrics_on_) metrics_.add_batch(hi - next + 1);
       // Pairs with the acquire loads of downstream barriers and of the producers' gating check.
       position_.set(hi);
-      seqr.waits().signal();
+      seqr.waits().signal(hi);
       if (hi - next + 1 < opts_.linger_below) {
         for (std::uint32_t i = 0; i < opts_.linger_pauses; ++i) detail::cpu_relax();
       }

@@ -98,7 +98,7 @@ class event_poller {
     if (metrics_on_) metrics_.add_batch(last - before);
     // Pairs with the acquire loads of downstream barriers and of the producers' gating check.
     position_.set(last);
-    barrier_.source().waits().signal();
+    barrier_.source().waits().signal(last);
   }
 
   sequence position_;

@@ -98,7 +98,7 @@ class single_producer_sequencer final : public sequencer {
     // Pairs with the acquire load in sequence_barrier::available(): the slot writes before
     // this store are visible to a handler that sees the new cursor.
     cursor_.set(hi);
-    waits_->signal();
+    waits_->signal(hi);
   }
 
   /// Gives the open claim [lo, hi] back without publishing it: the next reserve reuses the same

@@ -10,16 +10,27 @@
 // handshake and the argument against lost wake-ups are in that file. The non-blocking
 // strategies never sleep in the kernel, so their signal() is a no-op.
 //
+// spin_then_suspend is the coroutine policy (coro/): a waiting coroutine spins, then yields to its
+// scheduler, then parks in the waiter registry (detail/waiter_registry.hpp) until a publish or a
+// stage advance reaches its target. A thread stage or producer under spin_then_suspend spins,
+// yields the thread, then sleeps on the eventcount like `blocking`.
+//
+// Every publish and stage advance calls signal(v). Both the eventcount and the registry are
+// lazy: until a thread first sleeps or a coroutine first parks, signal() is a compiler barrier,
+// two loads and two branches (detail/lazy_dekker.hpp).
+//
 // Unlike the LMAX BlockingWaitStrategy, a blocked handler also sleeps while an upstream stage is
 // behind (every stage advance signals), and producers waiting for capacity block the same way
 // instead of parking for a fixed time.
 
 #include <rondo/detail/config.hpp>
 #include <rondo/detail/eventcount.hpp>
+#include <rondo/detail/waiter_registry.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -49,8 +60,48 @@ struct blocking {
   std::chrono::nanoseconds timeout{0};
 };
 
-/// One of the four strategies, as a value (what the builder takes).
-using wait_config = std::variant<busy_spin, yielding, sleeping, blocking>;
+/// How long a coroutine (or thread) keeps trying before it gives its executor away: `spins`
+/// checks with a `pause` between them (~20 ns each here), then `yields` trips through its
+/// scheduler (letting other coroutines on the same executor run; for a thread,
+/// std::this_thread::yield()), then it suspends until woken.
+struct wait_phase {
+  std::uint32_t spins = 100;
+  std::uint32_t yields = 1;
+};
+
+/// The three moments a wait can happen in; each can be tuned on its own.
+enum class wait_moment : std::uint8_t {
+  upstream_behind,  ///< a stage: the events are published but an upstream stage has not passed
+                    ///< them yet (work is imminent: spinning pays)
+  ring_idle,        ///< a stage: nothing new is published (the producers are quiet)
+  ring_full         ///< a producer: the ring is full (the slowest terminal stage is behind)
+};
+
+/// Spin, then yield, then suspend (coroutines) or sleep (threads). `spins` and `yields` apply to
+/// every moment unless that moment has its own wait_phase. `timeout` (0: none) is the thread
+/// stages' timeout as in the other strategies; coroutine waits take deadlines per call.
+///
+///   .wait(rondo::spin_then_suspend{.spins = 2000})
+///   .wait(rondo::spin_then_suspend{.ring_idle = rondo::wait_phase{.spins = 0, .yields = 0}})
+struct spin_then_suspend {
+  std::uint32_t spins = 100;
+  std::uint32_t yields = 1;
+  std::optional<wait_phase> upstream_behind;
+  std::optional<wait_phase> ring_idle;
+  std::optional<wait_phase> ring_full;
+  std::chrono::nanoseconds timeout{0};
+
+  /// The phase used at moment `m`.
+  [[nodiscard]] wait_phase phase(wait_moment m) const noexcept {
+    const std::optional<wait_phase>& o = m == wait_moment::upstream_behind ? upstream_behind
+                                         : m == wait_moment::ring_idle     ? ring_idle
+                                                                           : ring_full;
+    return o ? *o : wait_phase{spins, yields};
+  }
+};
+
+/// One of the strategies, as a value (what the builder takes).
+using wait_config = std::variant<busy_spin, yielding, sleeping, blocking, spin_then_suspend>;
 
 namespace detail {
 
@@ -88,7 +139,6 @@ class wait_strategy {
 
   /// Throws std::invalid_argument for a negative timeout or sleep.
   explicit wait_strategy(wait_config cfg = busy_spin{}) : cfg_(cfg) {
-    blocking_ = std::holds_alternative<blocking>(cfg_);
     if (timeout().count() < 0) {
       throw std::invalid_argument("wait strategy timeout " + std::to_string(timeout().count()) +
                                   " ns is negative (0 means no timeout)");
@@ -102,7 +152,21 @@ class wait_strategy {
   wait_strategy& operator=(const wait_strategy&) = delete;
 
   [[nodiscard]] const wait_config& config() const noexcept { return cfg_; }
-  [[nodiscard]] bool is_blocking() const noexcept { return blocking_; }
+  /// Whether thread waits may sleep on a futex (blocking, spin_then_suspend).
+  [[nodiscard]] bool is_blocking() const noexcept {
+    return std::holds_alternative<blocking>(cfg_) ||
+           std::holds_alternative<spin_then_suspend>(cfg_);
+  }
+
+  /// What coroutine waits do: the configured spin_then_suspend, or its defaults when the
+  /// disruptor was configured with a thread strategy.
+  [[nodiscard]] spin_then_suspend suspend_policy() const noexcept {
+    if (const auto* p = std::get_if<spin_then_suspend>(&cfg_)) return *p;
+    return spin_then_suspend{};
+  }
+
+  /// Where coroutine waits park (see detail/waiter_registry.hpp).
+  [[nodiscard]] detail::waiter_registry& waiters() noexcept { return waiters_; }
 
   /// The configured timeout (0: none).
   [[nodiscard]] std::chrono::nanoseconds timeout() const noexcept {
@@ -150,23 +214,40 @@ class wait_strategy {
                 }
                 std::this_thread::sleep_for(c.sleep);
               }
-            } else {
+            } else if constexpr (std::is_same_v<C, blocking>) {
               if (i >= c.spins) return block(ready, stop, deadline);
               detail::cpu_relax();
+            } else {
+              // spin_then_suspend, as a thread: the ring_idle phase, then block.
+              const wait_phase p = c.phase(wait_moment::ring_idle);
+              if (i < p.spins) {
+                detail::cpu_relax();
+              } else if (i < std::uint64_t{p.spins} + p.yields) {
+                std::this_thread::yield();
+              } else {
+                return block(ready, stop, deadline);
+              }
             }
           }
         },
         cfg_);
   }
 
-  /// Called after every sequence advance that a waiter might wait for. Free (one predictable
-  /// branch) unless the strategy is blocking.
-  void signal() noexcept {
-    if (blocking_) signal_blocked();
+  /// Called after every advance of a sequence somebody may wait for (a publish up to `v`, a
+  /// stage passing `v`), after the advancing store. Wakes sleeping threads and parked coroutines
+  /// whose wait has ended. Until anybody ever slept or parked: a compiler barrier, two loads and
+  /// two branches (no fence, no RMW, no syscall).
+  void signal(std::int64_t v) noexcept {
+    events_.notify();
+    waiters_.notify(v);
   }
 
-  /// Wakes every blocked waiter unconditionally (shutdown paths).
-  void wake_all() noexcept { events_.notify_all(); }
+  /// Wakes every blocked thread and parked coroutine unconditionally (shutdown paths, after
+  /// the stop flag is stored).
+  void wake_all() noexcept {
+    events_.notify_all();
+    waiters_.wake_all();
+  }
 
  private:
   template <class Ready, class Stop>
@@ -184,11 +265,9 @@ class wait_strategy {
     }
   }
 
-  void signal_blocked() noexcept { events_.notify(); }
-
   wait_config cfg_;
-  bool blocking_ = false;
   detail::eventcount events_;
+  detail::waiter_registry waiters_;
 };
 
 }  // namespace rondo

@@ -45,6 +45,13 @@ class asymmetric_fence {
     }
   }
 
+  /// Whether light() is only a compiler barrier (membarrier works here).
+  [[nodiscard]] static bool is_asymmetric() noexcept {
+    init();
+    // Set once in init(); see there.
+    return !need_real_fence_flag().load(std::memory_order_relaxed);
+  }
+
   /// The rare side: a barrier on every CPU running this process, then our own seq_cst fence.
   static void heavy() noexcept {
     init();
