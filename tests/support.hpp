@@ -5,12 +5,35 @@
 #include <rondo/rondo.hpp>
 
 #include <atomic>
+#include <coroutine>
+#include <exception>
 #include <cstdint>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace rondo_test {
+
+/// spin_then_suspend with these spins and yields at every moment (g++ 12 warns about designated
+/// initializers that leave members out, so tests build it this way).
+inline rondo::spin_then_suspend suspend_policy(std::uint32_t spins, std::uint32_t yields) {
+  rondo::spin_then_suspend p;
+  p.spins = spins;
+  p.yields = yields;
+  return p;
+}
+
+/// A fire-and-forget coroutine: starts at once, frees itself when done; a failure is recorded
+/// by the body itself (an escaping exception terminates).
+struct detached {
+  struct promise_type {
+    detached get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() const noexcept { return {}; }
+    std::suspend_never final_suspend() const noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
 
 /// A payload derived from (producer, counter) so any stage can verify an event it reads.
 constexpr std::int64_t check_of(std::int64_t producer, std::int64_t counter) noexcept {

@@ -94,10 +94,20 @@ class multi_producer_sequencer final : public sequencer {
   }
 
   std::optional<std::int64_t> try_claim(std::int64_t n) {
-    // Advisory early exit; the authoritative check follows the claim.
-    if (closed_.load(std::memory_order_relaxed)) throw_closed();
-    std::int64_t current = cursor_.get();
     std::int64_t hi = 0;
+    const claim_status st = try_claim(n, hi);
+    if (st == claim_status::closed) throw_closed();
+    if (st == claim_status::full) return std::nullopt;
+    return hi;
+  }
+
+ public:
+  /// Non-throwing claim for callers that validated n (1 <= n <= capacity): the coroutine
+  /// reserve. On granted, `hi` is the claim's last sequence.
+  [[nodiscard]] claim_status try_claim(std::int64_t n, std::int64_t& hi) noexcept {
+    // Advisory early exit; the authoritative check follows the claim.
+    if (closed_.load(std::memory_order_relaxed)) return claim_status::closed;
+    std::int64_t current = cursor_.get();
     do {
       hi = current + n;
       const std::int64_t wrap = hi - capacity_;
@@ -108,18 +118,35 @@ class multi_producer_sequencer final : public sequencer {
         const std::int64_t g = minimum_gating_sequence(current);
         // Pairs with the acquire load of gating_cache_ above in other producers.
         gating_cache_.set(g);
-        if (wrap > g) return std::nullopt;
+        if (wrap > g) return claim_status::full;
       }
     } while (!cursor_.compare_exchange(current, hi));
     // Light side of the claim/close handshake; the heavy side is in sequencer::close().
     detail::asymmetric_fence::light();
     if (closed_.load(std::memory_order_relaxed)) {
       abandon(current + 1, hi);
-      throw_closed();
+      return claim_status::closed;
     }
-    return hi;
+    return claim_status::granted;
   }
 
+  /// For a waiter parked on capacity (any thread, reads only): the gating sequence that must be
+  /// reached before n more slots can be claimed (as of now; other producers may move it).
+  [[nodiscard]] std::int64_t capacity_target(std::int64_t n) const noexcept {
+    return cursor_.get() + n - capacity_;
+  }
+  /// Whether n slots could be claimed now, or the sequencer is closed (any thread, reads only).
+  [[nodiscard]] bool capacity_or_closed(std::int64_t n) const noexcept {
+    const std::int64_t c = cursor_.get();
+    // Relaxed: advisory; the claim re-checks.
+    return c + n - capacity_ <= minimum_gating_sequence(c) ||
+           closed_.load(std::memory_order_relaxed);
+  }
+
+  /// Throws std::invalid_argument for n outside [1, capacity].
+  void check_reserve(std::int64_t n) const { check_n(n, capacity_); }
+
+ private:
   void mark(std::int64_t lo, std::int64_t hi, std::uint32_t tomb) noexcept {
     for (std::int64_t s = lo; s <= hi; ++s) {
       // Pairs with the acquire load in sequencer::highest_published()/is_tombstone().

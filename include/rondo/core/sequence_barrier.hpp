@@ -21,11 +21,15 @@
 #include <rondo/core/wait_strategy.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <limits>
+#include <stop_token>
 #include <vector>
 
 namespace rondo {
+
+class sequence_barrier_wait_operation;  // rondo/coro/barrier_wait.hpp
 
 /// Result of a barrier wait: the highest available sequence (>= the requested one when status
 /// is ready; possibly lower otherwise) and why the wait ended.
@@ -71,6 +75,20 @@ class sequence_barrier {
                                               [&] { return should_stop(next); }, deadline);
     return {hi, st};
   }
+
+  /// Coroutine waits (defined in <rondo/coro/barrier_wait.hpp>, which rondo.hpp includes):
+  /// `co_await barrier.wait(next)` yields a barrier_wait_result: status ready with the highest
+  /// available sequence (>= next, possibly more), or stopped (alerted, past the drain limit,
+  /// closed). It spins, yields, then suspends per the wait strategy's spin_then_suspend policy
+  /// and resumes on the current scheduler (or the one given with `.on(s)`). With a stop token it
+  /// may yield cancelled; with a deadline, timed_out. One waiter per barrier at a time, as for
+  /// wait_for(). Never allocates.
+  [[nodiscard]] sequence_barrier_wait_operation wait(std::int64_t next) noexcept;
+  [[nodiscard]] sequence_barrier_wait_operation wait(std::int64_t next,
+                                                     std::stop_token stop) noexcept;
+  [[nodiscard]] sequence_barrier_wait_operation wait(
+      std::int64_t next, std::chrono::steady_clock::time_point deadline,
+      std::stop_token stop = {}) noexcept;
 
   /// Stops the waiter now (it returns wait_status::stopped). Thread-safe, idempotent.
   void alert() noexcept {

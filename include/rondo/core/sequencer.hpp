@@ -41,6 +41,13 @@ namespace rondo {
 
 enum class producer_type : std::uint8_t { single, multi };
 
+/// Outcome of a non-throwing claim attempt (what coroutine reserves are built on).
+enum class claim_status : std::uint8_t {
+  granted,  ///< the slots are claimed
+  full,     ///< not enough free slots now
+  closed    ///< the sequencer is closed; nothing was claimed
+};
+
 class sequence_barrier;
 
 /// Base of both sequencers. Not used polymorphically (no virtual calls on any hot path): the
@@ -121,6 +128,11 @@ class sequencer {
     waits_->wake_all();
   }
 
+  /// Throws rondo::closed with the message every refused reservation carries.
+  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] static void throw_closed_error() {
+    throw closed("rondo: the disruptor is closed; no more reservations are granted");
+  }
+
   [[nodiscard]] bool is_closed() const noexcept {
     // Advisory read; the ordering that matters is in claim paths and close().
     return closed_.load(std::memory_order_relaxed);
@@ -149,6 +161,8 @@ class sequencer {
   }
 
  protected:
+  [[noreturn]] static void throw_closed() { throw_closed_error(); }
+
   sequencer(std::int64_t capacity, wait_strategy& waits, std::atomic<std::uint32_t>* flags)
       : capacity_(capacity),
         mask_(capacity - 1),
@@ -171,9 +185,6 @@ class sequencer {
     return flags_ == nullptr ? claimed_.load(std::memory_order_acquire) : cursor_.get();
   }
 
-  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] static void throw_closed() {
-    throw closed("rondo: the disruptor is closed; no more reservations are granted");
-  }
 
   static void check_n(std::int64_t n, std::int64_t capacity) {
     if (n < 1 || n > capacity) [[unlikely]] throw_bad_n(n, capacity);

@@ -93,6 +93,49 @@ class single_producer_sequencer final : public sequencer {
     return claim(hi);
   }
 
+  /// Non-throwing claim for callers that validated n (1 <= n <= capacity) and hold no open
+  /// claim (the coroutine reserve). On granted, `hi` is the claim's last sequence.
+  [[nodiscard]] claim_status try_claim(std::int64_t n, std::int64_t& hi) noexcept {
+    const std::int64_t next = last_claimed();
+    hi = next + n;
+    if (!has_capacity_cached(hi)) [[unlikely]] {
+      cached_gating_ = minimum_gating_sequence(next);
+      if (hi - capacity_ > cached_gating_) {
+        // Relaxed: advisory; the authoritative check follows the claim store below.
+        return closed_.load(std::memory_order_relaxed) ? claim_status::closed : claim_status::full;
+      }
+    }
+    // Release: pairs with the acquire load in settle().
+    claimed_.store(hi, std::memory_order_release);
+    // Light side of the claim/close handshake; the heavy side is in sequencer::close().
+    detail::asymmetric_fence::light();
+    if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
+      abandon(next + 1, hi);
+      return claim_status::closed;
+    }
+    return claim_status::granted;
+  }
+
+  /// For a waiter parked on capacity (any thread, reads only): the gating sequence that must be
+  /// reached before n more slots can be claimed.
+  [[nodiscard]] std::int64_t capacity_target(std::int64_t n) const noexcept {
+    return last_claimed() + n - capacity_;
+  }
+  /// Whether n slots could be claimed now, or the sequencer is closed (any thread, reads only).
+  [[nodiscard]] bool capacity_or_closed(std::int64_t n) const noexcept {
+    const std::int64_t next = last_claimed();
+    // Relaxed: advisory; the claim re-checks.
+    return next + n - capacity_ <= minimum_gating_sequence(next) ||
+           closed_.load(std::memory_order_relaxed);
+  }
+
+  /// Throws std::invalid_argument for n outside [1, capacity], std::logic_error while a claim is
+  /// open: what a coroutine reserve checks before it starts.
+  void check_reserve(std::int64_t n) const {
+    check_n(n, capacity_);
+    check_no_open_claim();
+  }
+
   /// Publishes [lo, hi]; hi must be the open claim's end.
   void publish(std::int64_t /*lo*/, std::int64_t hi) noexcept {
     // Pairs with the acquire load in sequence_barrier::available(): the slot writes before
@@ -109,7 +152,8 @@ class single_producer_sequencer final : public sequencer {
   }
 
  private:
-  // The producer's own claim mark: relaxed, as only this thread writes it.
+  // The producer's own claim mark: relaxed, as only this thread writes it (other threads read
+  // it only as a hint for a waiter's target).
   [[nodiscard]] std::int64_t last_claimed() const noexcept {
     return claimed_.load(std::memory_order_relaxed);
   }

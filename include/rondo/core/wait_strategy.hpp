@@ -126,7 +126,8 @@ inline std::chrono::steady_clock::time_point deadline_after(std::chrono::nanosec
 enum class wait_status : std::uint8_t {
   ready,     ///< the condition holds
   stopped,   ///< the stop predicate holds (shutdown, alert)
-  timed_out  ///< the strategy's timeout (or the caller's deadline) passed first
+  timed_out,  ///< the strategy's timeout (or the caller's deadline) passed first
+  cancelled   ///< the caller's std::stop_token was triggered first (coroutine waits)
 };
 
 /// The runtime wait strategy shared by every stage and producer of one disruptor. Non-copyable:

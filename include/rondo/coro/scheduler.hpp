@@ -27,21 +27,83 @@
 #include <cstdint>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
+#include <utility>
 
 namespace rondo {
 
 /// An intrusive node for posting a coroutine to a scheduler. Owned by the operation that posts
-/// it; must stay alive until the coroutine has been resumed.
+/// it; must stay alive until it has run.
 struct schedule_node {
   schedule_node* next = nullptr;
   std::coroutine_handle<> handle;
+  /// When set, running the node calls this instead of resuming `handle` directly: a wait
+  /// operation re-checks its condition first and may park again without resuming anybody.
+  void (*callback)(schedule_node&) noexcept = nullptr;
+
+  /// Runs the node on the scheduler's thread. The node may be destroyed by the time it returns.
+  void run() noexcept {
+    if (callback != nullptr) callback(*this); else handle.resume();
+  }
 };
 
-/// A scheduler resumes posted coroutines. post() must be callable from any thread and must not
-/// allocate; the coroutine is resumed later, on the scheduler's own thread(s).
+/// A scheduler runs posted nodes. post() must be callable from any thread and must not
+/// allocate; the node runs later, on the scheduler's own thread(s), never inside post().
 template <class S>
 concept scheduler = requires(S& s, schedule_node& n) {
   { s.post(n) } noexcept;
+};
+
+/// A non-owning, type-erased reference to any scheduler (two pointers; copying it is free).
+/// The scheduler must outlive every use.
+class scheduler_ref {
+ public:
+  scheduler_ref() noexcept = default;
+  template <class S>
+    requires(scheduler<S> && !std::same_as<std::remove_cv_t<S>, scheduler_ref>)
+  scheduler_ref(S& s) noexcept  // NOLINT(google-explicit-constructor): a reference, like S&
+      : obj_(&s), post_([](void* o, schedule_node& n) noexcept { static_cast<S*>(o)->post(n); }) {}
+
+  /// Posts to the referenced scheduler. Precondition: not empty.
+  void post(schedule_node& n) const noexcept { post_(obj_, n); }
+
+  [[nodiscard]] explicit operator bool() const noexcept { return obj_ != nullptr; }
+  [[nodiscard]] const void* address() const noexcept { return obj_; }
+  friend bool operator==(const scheduler_ref& a, const scheduler_ref& b) noexcept {
+    return a.obj_ == b.obj_;
+  }
+
+ private:
+  void* obj_ = nullptr;
+  void (*post_)(void*, schedule_node&) noexcept = nullptr;
+};
+
+namespace detail {
+inline scheduler_ref& current_scheduler_slot() noexcept {
+  thread_local scheduler_ref slot;
+  return slot;
+}
+}  // namespace detail
+
+/// The scheduler running the calling code (set by manual_scheduler::run_one, thread_scheduler's
+/// thread, sync_wait and the io_context); empty on a plain thread. A wait that must suspend and
+/// was given no scheduler resumes on this one.
+[[nodiscard]] inline scheduler_ref current_scheduler() noexcept {
+  return detail::current_scheduler_slot();
+}
+
+/// Makes `s` the current scheduler of this thread until the scope ends (for users who run
+/// coroutines from their own loop).
+class scheduler_scope {
+ public:
+  explicit scheduler_scope(scheduler_ref s) noexcept
+      : saved_(std::exchange(detail::current_scheduler_slot(), s)) {}
+  scheduler_scope(const scheduler_scope&) = delete;
+  scheduler_scope& operator=(const scheduler_scope&) = delete;
+  ~scheduler_scope() { detail::current_scheduler_slot() = saved_; }
+
+ private:
+  scheduler_ref saved_;
 };
 
 namespace detail {
@@ -104,7 +166,8 @@ class manual_scheduler {
     if (ready_ == nullptr) return false;
     schedule_node* n = ready_;
     ready_ = n->next;
-    n->handle.resume();  // may post more, or free n's frame: n is not touched afterwards
+    const scheduler_scope scope(*this);
+    n->run();  // may post more, or free n's frame: n is not touched afterwards
     return true;
   }
 
@@ -176,12 +239,13 @@ class thread_scheduler {
 
  private:
   void run() {
+    const scheduler_scope scope(*this);
     for (;;) {
       schedule_node* batch = incoming_.take_all();
       while (batch != nullptr) {
         schedule_node* n = batch;
         batch = n->next;
-        n->handle.resume();
+        n->run();
       }
       // Arm, then re-check: a post after the arm notifies us; one before it is seen here.
       const std::uint32_t key = events_.prepare_wait();
@@ -205,6 +269,7 @@ class thread_scheduler {
 };
 
 static_assert(scheduler<manual_scheduler>);
+static_assert(scheduler<scheduler_ref>);
 static_assert(scheduler<thread_scheduler>);
 
 }  // namespace rondo

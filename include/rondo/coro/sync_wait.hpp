@@ -1,10 +1,13 @@
 #pragma once
 // sync_wait(task): run a task from plain (non-coroutine) code and block the calling thread until
-// it completes, wherever it completes. The blocking is a futex wait, so a task that suspends on
-// another thread's executor costs the caller no CPU while it waits.
+// it completes, wherever it completes. While it waits, the calling thread is the task's current
+// scheduler: a wait inside the task that suspends without naming a scheduler resumes here. The
+// thread sleeps on an eventcount (futex) when there is nothing to run, so a task that suspends
+// on another thread's executor costs the caller no CPU while it waits.
 
+#include <rondo/coro/scheduler.hpp>
 #include <rondo/coro/task.hpp>
-#include <rondo/detail/futex.hpp>
+#include <rondo/detail/eventcount.hpp>
 
 #include <atomic>
 #include <coroutine>
@@ -17,21 +20,42 @@ namespace rondo {
 
 namespace detail {
 
-// A one-shot event: set once (by the driver's final suspend), waited on once.
+// The calling thread's loop while sync_wait waits: a scheduler (posts from any thread) plus a
+// one-shot "done" flag set by the driver's final suspend.
 class sync_wait_event {
  public:
+  void post(schedule_node& n) noexcept {
+    (void)incoming_.push(n);
+    events_.notify();
+  }
   void set() noexcept {
     // Release: publishes the task's result; pairs with the acquire load in wait().
-    done_.store(1, std::memory_order_release);
-    futex_wake_all(done_);
+    done_.store(true, std::memory_order_release);
+    events_.notify();
   }
+  // Runs what is posted until set(); sleeps when there is nothing.
+  // On the calling thread, inside a scheduler_scope of this loop.
   void wait() noexcept {
-    // Acquire: pairs with the release store in set().
-    while (done_.load(std::memory_order_acquire) == 0) futex_wait(done_, 0);
+    for (;;) {
+      for (schedule_node* n = incoming_.take_all(); n != nullptr;) {
+        schedule_node* next = n->next;  // n may be gone after it runs
+        n->run();
+        n = next;
+      }
+      // Acquire: pairs with the release store in set().
+      if (done_.load(std::memory_order_acquire)) return;
+      // Arm, then re-check both conditions: a post or set() after the arm notifies us.
+      const std::uint32_t key = events_.prepare_wait();
+      // Acquire: as above.
+      if (!incoming_.empty() || done_.load(std::memory_order_acquire)) continue;
+      events_.wait(key);
+    }
   }
 
  private:
-  std::atomic<std::uint32_t> done_{0};
+  intrusive_mpsc_queue incoming_;
+  eventcount events_;
+  std::atomic<bool> done_{false};
 };
 
 // The coroutine that awaits the user's task on sync_wait's behalf and sets the event when done.
@@ -67,6 +91,7 @@ class sync_wait_driver {
 
   void run(sync_wait_event& e) {
     h_.promise().event = &e;
+    const scheduler_scope scope(e);  // the task's waits resume on this thread's loop
     h_.resume();
     e.wait();
     if (h_.promise().error) std::rethrow_exception(h_.promise().error);

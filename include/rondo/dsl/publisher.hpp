@@ -13,6 +13,7 @@
 #include <rondo/core/multi_producer_sequencer.hpp>
 #include <rondo/core/ring_buffer.hpp>
 #include <rondo/core/single_producer_sequencer.hpp>
+#include <rondo/coro/wait_operation.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -20,12 +21,15 @@
 #include <iterator>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <utility>
 
 namespace rondo {
 
 template <class T>
 class publisher;
+template <class T, bool Maybe>
+class publisher_reserve_operation;
 
 /// Consecutive slots reserved by one producer, to fill and then publish(). Move-only.
 /// Thread-safety: use a claim from one thread.
@@ -110,6 +114,8 @@ class [[nodiscard]] claim {
 
  private:
   friend class publisher<T>;
+  friend class publisher_reserve_operation<T, false>;
+  friend class publisher_reserve_operation<T, true>;
   claim(publisher<T>* p, std::int64_t lo, std::int64_t hi) noexcept : pub_(p), lo_(lo), hi_(hi) {}
 
   void release() noexcept {
@@ -162,6 +168,21 @@ class publisher {
     return claim<T>(this, *hi - n + 1, *hi);
   }
 
+  /// Coroutine reserve: `auto c = co_await pub.async_reserve(n);` claims n slots, spinning,
+  /// yielding, then suspending (spin_then_suspend, ring_full moment) while the ring is full; it
+  /// resumes on the current scheduler (or `.on(s)`) when a terminal stage frees the slots. Yields
+  /// claim<T>; throws rondo::closed if the disruptor is (or gets) closed. Never allocates.
+  /// Throws now, before any wait: std::invalid_argument for n outside [1, capacity],
+  /// std::logic_error while this single producer has a claim open.
+  [[nodiscard]] publisher_reserve_operation<T, false> async_reserve(std::int64_t n = 1);
+  /// As async_reserve(n), cancellable: yields std::optional<claim<T>>, empty once `stop` is
+  /// requested before capacity was found.
+  [[nodiscard]] publisher_reserve_operation<T, true> async_reserve(std::int64_t n,
+                                                                   std::stop_token stop);
+  /// As async_reserve(n), giving up at `deadline` (and on `stop`): yields an empty optional.
+  [[nodiscard]] publisher_reserve_operation<T, true> async_reserve_until(
+      std::int64_t n, std::chrono::steady_clock::time_point deadline, std::stop_token stop = {});
+
   /// Reserves one slot, calls fill(event, sequence), publishes. If fill throws, the claim is
   /// given back and the exception propagates.
   template <class Fill>
@@ -178,8 +199,19 @@ class publisher {
 
   [[nodiscard]] std::int64_t capacity() const noexcept { return ring_->capacity(); }
 
+  /// The sequencer behind this publisher.
+  [[nodiscard]] const rondo::sequencer& sequencer() const noexcept {
+    return single_ ? static_cast<const rondo::sequencer&>(*single_) : *multi_;
+  }
+
  private:
   friend class claim<T>;
+  friend class publisher_reserve_operation<T, false>;
+  friend class publisher_reserve_operation<T, true>;
+
+  void check_async(std::int64_t n) const {
+    if (single_) single_->check_reserve(n); else multi_->check_reserve(n);
+  }
 
   void publish_range(std::int64_t lo, std::int64_t hi) noexcept {
     if (single_) single_->publish(lo, hi); else multi_->publish(lo, hi);
@@ -192,5 +224,83 @@ class publisher {
   single_producer_sequencer* single_;
   multi_producer_sequencer* multi_;
 };
+
+/// The awaitable of publisher::async_reserve(). co_await yields claim<T> (Maybe = false) or
+/// std::optional<claim<T>> (Maybe = true: empty when cancelled or timed out); both throw
+/// rondo::closed when the disruptor is closed before the slots are granted. Resumes on the
+/// scheduler given with .on(s), else the current one when it suspended. Not movable.
+template <class T, bool Maybe>
+class [[nodiscard]] publisher_reserve_operation final
+    : public detail::suspending_wait<publisher_reserve_operation<T, Maybe>> {
+  using base = detail::suspending_wait<publisher_reserve_operation<T, Maybe>>;
+  using clock = std::chrono::steady_clock;
+
+ public:
+  using result_type = std::conditional_t<Maybe, std::optional<claim<T>>, claim<T>>;
+
+  publisher_reserve_operation(publisher<T>& p, std::int64_t n,
+                              clock::time_point deadline = clock::time_point::max(),
+                              std::stop_token stop = {}) noexcept
+      : base(p.sequencer().waits(), deadline, std::move(stop), nullptr), pub_(&p), n_(n) {}
+
+  result_type await_resume() {
+    if (status_ == claim_status::granted) return claim<T>(pub_, hi_ - n_ + 1, hi_);
+    if (status_ == claim_status::closed) sequencer::throw_closed_error();
+    if constexpr (Maybe) {
+      return std::nullopt;
+    } else {
+      // Without a stop token or deadline the wait ends only granted or closed.
+      sequencer::throw_closed_error();
+    }
+  }
+
+ private:
+  friend base;
+
+  bool poll() noexcept {
+    status_ = pub_->single_ ? pub_->single_->try_claim(n_, hi_) : pub_->multi_->try_claim(n_, hi_);
+    return status_ != claim_status::full;
+  }
+
+  static bool registry_ready(const publisher_reserve_operation& op) noexcept {
+    return op.pub_->single_ ? op.pub_->single_->capacity_or_closed(op.n_)
+                            : op.pub_->multi_->capacity_or_closed(op.n_);
+  }
+
+  [[nodiscard]] std::int64_t target() const noexcept {
+    return pub_->single_ ? pub_->single_->capacity_target(n_)
+                         : pub_->multi_->capacity_target(n_);
+  }
+
+  [[nodiscard]] wait_moment moment() const noexcept { return wait_moment::ring_full; }
+
+  [[nodiscard]] detail::waiter_registry& registry() const noexcept {
+    return pub_->sequencer().waits().waiters();
+  }
+
+  publisher<T>* pub_;
+  std::int64_t n_;
+  std::int64_t hi_ = 0;
+  claim_status status_ = claim_status::full;
+};
+
+template <class T>
+publisher_reserve_operation<T, false> publisher<T>::async_reserve(std::int64_t n) {
+  check_async(n);
+  return publisher_reserve_operation<T, false>(*this, n);
+}
+template <class T>
+publisher_reserve_operation<T, true> publisher<T>::async_reserve(std::int64_t n,
+                                                                 std::stop_token stop) {
+  check_async(n);
+  return publisher_reserve_operation<T, true>(*this, n, std::chrono::steady_clock::time_point::max(),
+                                              std::move(stop));
+}
+template <class T>
+publisher_reserve_operation<T, true> publisher<T>::async_reserve_until(
+    std::int64_t n, std::chrono::steady_clock::time_point deadline, std::stop_token stop) {
+  check_async(n);
+  return publisher_reserve_operation<T, true>(*this, n, deadline, std::move(stop));
+}
 
 }  // namespace rondo

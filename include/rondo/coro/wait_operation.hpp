@@ -1,0 +1,320 @@
+#pragma once
+// The machinery shared by every coroutine wait (a stage waiting for a sequence, a producer
+// waiting for capacity): spin, then yield through the scheduler, then park in the waiter
+// registry; deadlines and std::stop_token cancellation; the handshake that decides who resumes
+// the coroutine. Users meet it through sequence_barrier::wait() and publisher::async_reserve().
+//
+// Theory of operation
+//
+//   await_ready:   poll()                       (the fast path: no scheduler, no atomics RMW)
+//   await_suspend: spin `spins` times polling   → done: continue without suspending
+//                  yield `yields` times:  post ourselves to the scheduler; on_step() polls again
+//                  park():
+//                     state_ = running
+//                     registry.add(node)        (link + fence F1, see detail/waiter_registry.hpp)
+//                     poll() again              → done: remove(node); if we still owned it,
+//                                                  continue without suspending
+//                     arm deadline timer and stop callback (once)
+//                     if state_.exchange(suspended) == woken: continue (a waker came first)
+//                     else: suspended
+//   a waker (notifier, timer, stop callback) that unlinked the node:
+//                     if state_.exchange(woken) == suspended: post on_wake to the scheduler
+//                     else: the waiter is still inside park() and will see `woken`
+//   on_wake (on the scheduler): poll() again; a producer may have lost the freed slots to
+//                     another producer, then it parks again; else resume the coroutine.
+//
+// Whoever exchanges state_ second resumes the coroutine, so it is resumed exactly once, and a
+// waker never touches the operation after handing it over (the frame may be gone right after).
+// Everything the operation owns (the wait_node, schedule_node, timer_node, stop callback) lives
+// in the coroutine frame: no allocation.
+//
+// Deadlines use detail::timer_service (one process-wide thread) on schedulers without timers.
+
+#include <rondo/core/wait_strategy.hpp>
+#include <rondo/core/stage_metrics.hpp>
+#include <rondo/coro/scheduler.hpp>
+#include <rondo/detail/config.hpp>
+#include <rondo/detail/timer_service.hpp>
+#include <rondo/detail/waiter_registry.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <stop_token>
+
+namespace rondo::detail {
+
+/// CRTP base of the coroutine wait operations. Derived provides:
+///   bool poll() noexcept            - try to finish (store the result); true when done,
+///                                     including "stopped"/"closed"
+///   static bool registry_ready(const Derived&) noexcept
+///                                   - reads only: would poll() finish now?
+///   std::int64_t target() const noexcept - the registry target (see waiter_registry.hpp)
+///   wait_moment moment() const noexcept
+///   waiter_registry& registry() const noexcept
+template <class Derived>
+class suspending_wait {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  // Not movable: the nodes point back at the operation. Returned by value through guaranteed
+  // copy elision, awaited where it was created.
+  suspending_wait(const suspending_wait&) = delete;
+  suspending_wait& operator=(const suspending_wait&) = delete;
+  ~suspending_wait() {
+    // A coroutine destroyed while parked (not the normal path: shutdown wakes every waiter).
+    if (slow_ && slow_->parked) (void)registry().remove(slow_->node);
+    if (slow_ && slow_->timer_armed) timer_service::instance().disarm(slow_->timer);
+  }
+
+  [[nodiscard]] bool await_ready() noexcept { return self().poll(); }
+
+  /// Spins, yields, parks. Throws std::logic_error if it must suspend and there is neither an
+  /// explicit scheduler nor a current one.
+  bool await_suspend(std::coroutine_handle<> h) {
+    handle_ = h;
+    const wait_phase ph = waits_->suspend_policy().phase(self().moment());
+    for (std::uint32_t i = 0; i < ph.spins; ++i) {
+      cpu_relax();
+      if (self().poll()) {
+        if (metrics_ != nullptr) metrics_->add_spin_success();
+        return false;
+      }
+    }
+    if (!sched_) sched_ = current_scheduler();
+    if (!sched_) {
+      throw std::logic_error(
+          "rondo: a coroutine wait must suspend but has no scheduler: run the coroutine on one "
+          "(sync_wait, manual_scheduler, thread_scheduler, io_context) or pass one with .on()");
+    }
+    if (ended_by_caller()) return false;
+    if (!slow_) slow_.emplace(this);
+    if (metrics_ != nullptr) {
+      metrics_->add_suspension();
+      slow_->suspended_at = clock::now();
+    }
+    if (ph.yields > 0) {
+      slow_->yields_left = ph.yields - 1;
+      slow_->snode.handle = h;
+      slow_->snode.callback = &on_step;
+      sched_.post(slow_->snode);  // nothing of ours is touched after this
+      return true;
+    }
+    return park();
+  }
+
+  /// Resume on `s` instead of the current scheduler.
+  Derived&& on(scheduler_ref s) && noexcept {
+    sched_ = s;
+    return static_cast<Derived&&>(*this);
+  }
+
+ protected:
+  // Cheap on purpose: an operation that completes in await_ready() (the common case) never
+  // builds its slow-path state (nodes, timer, stop callback).
+  suspending_wait(const wait_strategy& waits, clock::time_point deadline, std::stop_token stop,
+                  stage_metrics* metrics) noexcept
+      : waits_(&waits), deadline_(deadline), stop_(std::move(stop)), metrics_(metrics) {}
+
+  /// The caller's cancellation or deadline, if it ended the wait (cancelled / timed_out), else
+  /// ready (meaning: look at the derived result).
+  [[nodiscard]] wait_status end_reason() const noexcept { return end_; }
+
+ private:
+  Derived& self() noexcept { return static_cast<Derived&>(*this); }
+  waiter_registry& registry() noexcept { return self().registry(); }
+
+  // Has the caller's stop token or deadline ended the wait? Records why.
+  bool ended_by_caller() noexcept {
+    if (end_ != wait_status::ready) return true;
+    if (stop_.stop_possible() && stop_.stop_requested()) {
+      end_ = wait_status::cancelled;
+      return true;
+    }
+    if (deadline_ != clock::time_point::max() && clock::now() >= deadline_) {
+      end_ = wait_status::timed_out;
+      return true;
+    }
+    return false;
+  }
+
+  // Returns true if suspended (a waker will post us), false to go on now.
+  bool park() noexcept {
+    slow_state& st = *slow_;
+    // Relaxed: only this operation's wakers read it, after unlinking the node under the
+    // registry lock that add() below takes after this store.
+    st.state.store(running, std::memory_order_relaxed);
+    st.node.target = self().target();
+    st.node.ready = &registry_ready_thunk;
+    st.node.wake = &on_registry_wake;
+    st.parked = true;
+    registry().add(st.node);  // F1 inside
+    if (self().poll() || ended_by_caller()) {
+      if (registry().remove(st.node)) {
+        st.parked = false;
+        return false;
+      }
+      // A waker unlinked us first and is on its way to the handshake below.
+    } else {
+      arm_cancellation();
+    }
+    // acq_rel: release publishes our state to the waker; acquire pairs with its exchange so
+    // that what it wrote (end_) is visible if it came first.
+    return st.state.exchange(suspended, std::memory_order_acq_rel) != woken;
+  }
+
+  void arm_cancellation() noexcept {
+    slow_state& st = *slow_;
+    if (deadline_ != clock::time_point::max() && !st.timer_armed) {
+      st.timer.deadline = deadline_;
+      st.timer.fire = &on_timer;
+      st.timer_armed = true;
+      try {
+        timer_service::instance().arm(st.timer);
+      } catch (...) {
+        // The timer thread could not start: the wait stays correct but its deadline is only
+        // noticed on the next wake-up. Unlikely enough (thread creation failed) to accept.
+        st.timer_armed = false;
+      }
+    }
+    if (stop_.stop_possible() && !st.stop_cb) {
+      // May run the callback right here if stop was already requested.
+      st.stop_cb.emplace(stop_, stop_callback_fn{this});
+    }
+  }
+
+  // Called by whoever unlinked the node (notifier, timer, stop callback).
+  void wake_from_outside() noexcept {
+    slow_state& st = *slow_;
+    // acq_rel: see park().
+    if (st.state.exchange(woken, std::memory_order_acq_rel) == suspended) {
+      st.snode.handle = handle_;
+      st.snode.callback = &on_wake;
+      sched_.post(st.snode);
+    }
+  }
+
+  void cancel(wait_status why) noexcept {
+    // Not parked: the next poll (on_step, on_wake, park's re-check) sees the cause itself.
+    if (!registry().remove(slow_->node)) return;
+    end_ = why;
+    wake_from_outside();
+  }
+
+  void finish() noexcept {
+    slow_state& st = *slow_;
+    st.parked = false;
+    if (st.timer_armed) {
+      timer_service::instance().disarm(st.timer);  // waits for a fire() in progress
+      st.timer_armed = false;
+    }
+    st.stop_cb.reset();  // waits for a callback running on another thread
+    if (metrics_ != nullptr) {
+      metrics_->add_suspended(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - st.suspended_at)
+              .count());
+    }
+  }
+
+  // Each node knows its operation (set before the node is handed to anybody).
+  struct owned_schedule_node : schedule_node {
+    suspending_wait* owner = nullptr;
+  };
+  struct owned_wait_node : wait_node {
+    suspending_wait* owner = nullptr;
+  };
+  struct owned_timer_node : timer_node {
+    suspending_wait* owner = nullptr;
+  };
+  static Derived& from_snode(schedule_node& n) noexcept {
+    return static_cast<Derived&>(*static_cast<owned_schedule_node&>(n).owner);
+  }
+  static Derived& from_wnode(wait_node& n) noexcept {
+    return static_cast<Derived&>(*static_cast<owned_wait_node&>(n).owner);
+  }
+  static Derived& from_tnode(timer_node& n) noexcept {
+    return static_cast<Derived&>(*static_cast<owned_timer_node&>(n).owner);
+  }
+
+  // A yield came back: poll, yield again, or park.
+  static void on_step(schedule_node& n) noexcept {
+    Derived& op = from_snode(n);
+    if (op.poll() || op.ended_by_caller()) {
+      op.resume_now(false);
+      return;
+    }
+    slow_state& st = *op.slow_;
+    if (st.yields_left > 0) {
+      --st.yields_left;
+      op.sched_.post(st.snode);
+      return;
+    }
+    if (!op.park()) op.resume_now(false);
+  }
+
+  // A waker posted us: re-check (and park again if we lost the race), else resume.
+  static void on_wake(schedule_node& n) noexcept {
+    Derived& op = from_snode(n);
+    if (op.poll() || op.ended_by_caller()) {
+      op.resume_now(true);
+      return;
+    }
+    if (!op.park()) op.resume_now(true);
+  }
+
+  void resume_now(bool woken_by_registry) noexcept {
+    if (woken_by_registry && metrics_ != nullptr) metrics_->add_resume();
+    finish();
+    handle_.resume();
+  }
+
+  static bool registry_ready_thunk(wait_node& n) noexcept {
+    return Derived::registry_ready(from_wnode(n));
+  }
+  static void on_registry_wake(wait_node& n) noexcept { from_wnode(n).wake_from_outside(); }
+  static void on_timer(timer_node& t) noexcept { from_tnode(t).cancel(wait_status::timed_out); }
+
+  struct stop_callback_fn {
+    suspending_wait* op;
+    void operator()() const noexcept { op->cancel(wait_status::cancelled); }
+  };
+
+  // state_ encoding: running (inside park), suspended (park returned true), woken (a waker
+  // unlinked the node). See the file comment.
+  static constexpr std::uint8_t running = 0;
+  static constexpr std::uint8_t suspended = 1;
+  static constexpr std::uint8_t woken = 2;
+
+  // Built on the first suspension only.
+  struct slow_state {
+    explicit slow_state(suspending_wait* op) noexcept {
+      node.owner = op;
+      snode.owner = op;
+      timer.owner = op;
+    }
+    std::atomic<std::uint8_t> state{running};  // see the file comment
+    bool parked = false;
+    bool timer_armed = false;
+    std::uint32_t yields_left = 0;
+    clock::time_point suspended_at{};
+    owned_wait_node node;
+    owned_schedule_node snode;
+    owned_timer_node timer;
+    std::optional<std::stop_callback<stop_callback_fn>> stop_cb;
+  };
+
+  const wait_strategy* waits_;
+  scheduler_ref sched_;
+  clock::time_point deadline_;
+  std::stop_token stop_;
+  stage_metrics* metrics_;
+  std::coroutine_handle<> handle_;
+  wait_status end_ = wait_status::ready;
+  std::optional<slow_state> slow_;
+};
+
+}  // namespace rondo::detail
