@@ -15,7 +15,8 @@
 //                     poll() again              → done: remove(node); if we still owned it,
 //                                                  continue without suspending
 //                     arm deadline timer and stop callback (once)
-//                     if state_.exchange(suspended) == woken: continue (a waker came first)
+//                     if state_.exchange(suspended) == woken: a waker came first; poll again
+//                                                  and continue, or park again
 //                     else: suspended
 //   a waker (notifier, timer, stop callback) that unlinked the node:
 //                     if state_.exchange(woken) == suspended: post on_wake to the scheduler
@@ -71,7 +72,7 @@ class suspending_wait {
     if (slow_ && slow_->timer_armed) timer_service::instance().disarm(slow_->timer);
   }
 
-  [[nodiscard]] bool await_ready() noexcept { return self().poll(); }
+  [[nodiscard]] bool await_ready() noexcept { return completed_ = self().poll(); }
 
   /// Spins, yields, parks. Throws std::logic_error if it must suspend and there is neither an
   /// explicit scheduler nor a current one.
@@ -80,7 +81,7 @@ class suspending_wait {
     const wait_phase ph = waits_->suspend_policy().phase(self().moment());
     for (std::uint32_t i = 0; i < ph.spins; ++i) {
       cpu_relax();
-      if (self().poll()) {
+      if ((completed_ = self().poll())) {
         if (metrics_ != nullptr) metrics_->add_spin_success();
         return false;
       }
@@ -142,29 +143,46 @@ class suspending_wait {
     return false;
   }
 
+  // Has the wait ended: completed earlier, completes now, or ended by the caller's stop token or
+  // deadline? A completed poll is never repeated (a reserve's poll claims slots).
+  bool try_finish() noexcept {
+    if (completed_) return true;
+    if (self().poll()) {
+      completed_ = true;
+      return true;
+    }
+    return ended_by_caller();
+  }
+
   // Returns true if suspended (a waker will post us), false to go on now.
   bool park() noexcept {
     slow_state& st = *slow_;
-    // Relaxed: only this operation's wakers read it, after unlinking the node under the
-    // registry lock that add() below takes after this store.
-    st.state.store(running, std::memory_order_relaxed);
-    st.node.target = self().target();
-    st.node.ready = &registry_ready_thunk;
-    st.node.wake = &on_registry_wake;
-    st.parked = true;
-    registry().add(st.node);  // F1 inside
-    if (self().poll() || ended_by_caller()) {
-      if (registry().remove(st.node)) {
-        st.parked = false;
-        return false;
+    for (;;) {
+      // Relaxed: only this operation's wakers read it, after unlinking the node under the
+      // registry lock that add() below takes after this store.
+      st.state.store(running, std::memory_order_relaxed);
+      st.node.target = self().target();
+      st.node.ready = &registry_ready_thunk;
+      st.node.wake = &on_registry_wake;
+      st.parked = true;
+      registry().add(st.node);  // F1 inside
+      if (try_finish()) {
+        if (registry().remove(st.node)) {
+          st.parked = false;
+          return false;
+        }
+        // A waker unlinked us first and is on its way to the handshake below.
+      } else {
+        arm_cancellation();
       }
-      // A waker unlinked us first and is on its way to the handshake below.
-    } else {
-      arm_cancellation();
+      // acq_rel: release publishes our state to the waker; acquire pairs with its exchange so
+      // that what it wrote (end_) is visible if it came first.
+      if (st.state.exchange(suspended, std::memory_order_acq_rel) != woken) return true;
+      // The waker came first and left the resumption to us: it may have been a producer that
+      // then lost the slots to another, so look again, and park again if needed.
+      st.parked = false;
+      if (try_finish()) return false;
     }
-    // acq_rel: release publishes our state to the waker; acquire pairs with its exchange so
-    // that what it wrote (end_) is visible if it came first.
-    return st.state.exchange(suspended, std::memory_order_acq_rel) != woken;
   }
 
   void arm_cancellation() noexcept {
@@ -243,7 +261,7 @@ class suspending_wait {
   // A yield came back: poll, yield again, or park.
   static void on_step(schedule_node& n) noexcept {
     Derived& op = from_snode(n);
-    if (op.poll() || op.ended_by_caller()) {
+    if (op.try_finish()) {
       op.resume_now(false);
       return;
     }
@@ -259,7 +277,7 @@ class suspending_wait {
   // A waker posted us: re-check (and park again if we lost the race), else resume.
   static void on_wake(schedule_node& n) noexcept {
     Derived& op = from_snode(n);
-    if (op.poll() || op.ended_by_caller()) {
+    if (op.try_finish()) {
       op.resume_now(true);
       return;
     }
@@ -314,6 +332,7 @@ class suspending_wait {
   stage_metrics* metrics_;
   std::coroutine_handle<> handle_;
   wait_status end_ = wait_status::ready;
+  bool completed_ = false;  // poll() returned true: the derived result is final
   std::optional<slow_state> slow_;
 };
 

@@ -69,7 +69,9 @@ class waiter_registry {
     n.next = nullptr;
     if (tail_ != nullptr) tail_->next = &n; else head_ = &n;
     tail_ = &n;
-    ++count_;
+    count_.store(count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    // Relaxed: a statistic; single writer under the lock.
+    parks_.store(parks_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     // Relaxed: read by notifiers after their F2; the waiter's F1 below orders this store.
     if (n.target < min_target_.load(std::memory_order_relaxed)) {
       min_target_.store(n.target, std::memory_order_relaxed);
@@ -108,6 +110,12 @@ class waiter_registry {
   [[nodiscard]] std::size_t size() const noexcept {
     // Relaxed: statistics and tests only.
     return count_.load(std::memory_order_relaxed);
+  }
+
+  /// How many times a waiter ever parked here (a statistic).
+  [[nodiscard]] std::uint64_t parks() const noexcept {
+    // Relaxed: statistics and tests only.
+    return parks_.load(std::memory_order_relaxed);
   }
 
   [[nodiscard]] bool gate_active() const noexcept { return gate_.is_active(); }
@@ -175,6 +183,7 @@ class waiter_registry {
   // Written by waiters and by notifiers that wake.
   alignas(cache_line_size) std::atomic<bool> locked_{false};
   std::atomic<std::size_t> count_{0};
+  std::atomic<std::uint64_t> parks_{0};
   wait_node* head_ = nullptr;  // guarded by locked_
   wait_node* tail_ = nullptr;  // guarded by locked_
 };
