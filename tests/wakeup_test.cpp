@@ -87,8 +87,9 @@ TEST_CASE("litmus: a publish racing with a parking stage never leaves it parked"
   CHECK(lost == 0);
   CHECK(finished.load() == 1);
   CHECK(w.waiters().size() == 0);
-  // The race was really run: the stage parked in a good share of the rounds.
-  CHECK(w.waiters().parks() > rounds / 20);
+  // The race was really run: the stage parked (how often depends on scheduling; nearly every
+  // round in a plain build here, far fewer under TSan).
+  CHECK(w.waiters().parks() > 0);
 }
 
 TEST_CASE("litmus: a stage's release racing with a producer parked on a full ring",
@@ -119,7 +120,7 @@ TEST_CASE("litmus: a stage's release racing with a producer parked on a full rin
   CHECK(lost == 0);
   CHECK(bad == 0);
   CHECK(w.waiters().size() == 0);
-  CHECK(w.waiters().parks() > rounds / 20);
+  CHECK(w.waiters().parks() > 0);
 }
 
 TEST_CASE("stress: a coroutine stage and a coroutine producer on two threads, tiny ring",

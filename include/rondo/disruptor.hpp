@@ -34,6 +34,9 @@
 #include <rondo/core/single_producer_sequencer.hpp>
 #include <rondo/core/stage_metrics.hpp>
 #include <rondo/core/wait_strategy.hpp>
+#include <rondo/coro/scheduler.hpp>
+#include <rondo/dsl/batch.hpp>
+#include <rondo/dsl/coro_stage.hpp>
 #include <rondo/dsl/publisher.hpp>
 
 #include <algorithm>
@@ -80,28 +83,6 @@ struct stage_report {
 
 namespace detail {
 
-/// What the disruptor needs from a stage, however it runs (thread, poller, coroutine).
-class stage_runner {
- public:
-  stage_runner() = default;
-  stage_runner(const stage_runner&) = delete;
-  stage_runner& operator=(const stage_runner&) = delete;
-  virtual ~stage_runner() = default;
-  /// Starts the stage; on_failure is called (from the stage's thread) when it halts.
-  virtual void start(std::function<void(const stage_error&)> on_failure) = 0;
-  /// True once the stage will handle nothing more (returned from its loop, or cannot be waited
-  /// for: a poller after alert or past its limit).
-  [[nodiscard]] virtual bool finished() const noexcept = 0;
-  virtual void join() noexcept = 0;
-  [[nodiscard]] virtual sequence& position() noexcept = 0;
-  [[nodiscard]] virtual sequence_barrier& barrier() noexcept = 0;
-  [[nodiscard]] virtual stage_metrics_snapshot metrics() const noexcept = 0;
-  /// Tombstones the stage has passed (all at or below its position).
-  [[nodiscard]] virtual std::int64_t tombstones_passed() const noexcept = 0;
-  /// The stage's own thread, if it has one and it is running.
-  [[nodiscard]] virtual std::thread::id thread_id() const noexcept { return {}; }
-};
-
 template <class T, class H>
 class thread_stage_runner final : public stage_runner {
  public:
@@ -139,9 +120,9 @@ class thread_stage_runner final : public stage_runner {
   [[nodiscard]] std::int64_t tombstones_passed() const noexcept override {
     return proc_.tombstones_passed();
   }
-  [[nodiscard]] std::thread::id thread_id() const noexcept override {
+  [[nodiscard]] bool runs_on_calling_thread() const noexcept override {
     // Pairs with the release store at the start of the thread.
-    return id_.load(std::memory_order_acquire);
+    return id_.load(std::memory_order_acquire) == std::this_thread::get_id();
   }
   void join() noexcept override {
     if (thread_.joinable()) thread_.join();
@@ -172,6 +153,7 @@ class poller_stage_runner final : public stage_runner {
     return poller_.barrier().should_stop(poller_.position().get() + 1);
   }
   void join() noexcept override {}
+  [[nodiscard]] bool runs_on_calling_thread() const noexcept override { return false; }
   sequence& position() noexcept override { return poller_.position(); }
   sequence_barrier& barrier() noexcept override { return poller_.barrier(); }
   stage_metrics_snapshot metrics() const noexcept override { return poller_.metrics(); }
@@ -318,9 +300,8 @@ class disruptor {
 
     // A lifecycle call on a stage's own thread would wait for itself.
     void check_not_stage_thread(const char* what) const {
-      const auto me = std::this_thread::get_id();
       for (std::size_t i = 0; i < runners.size(); ++i) {
-        if (runners[i]->thread_id() == me) {
+        if (runners[i]->runs_on_calling_thread()) {
           throw std::logic_error(std::string("disruptor::") + what +
                                  "() called from the thread of stage '" + names[i] +
                                  "': it would wait for itself");
@@ -541,8 +522,9 @@ class disruptor<T>::builder {
     return *this;
   }
 
-  /// A stage on its own thread, calling handler(event, sequence, end_of_batch) for every event,
-  /// after the stages named in `deps` (none: right after the producers).
+  /// A stage calling handler(event, sequence, end_of_batch) for every event, after the stages
+  /// named in `deps` (none: right after the producers). It runs on a thread of its own, unless
+  /// .on(scheduler) follows: then it is a coroutine on that scheduler.
   template <class H>
     requires event_handler<H, T>
   builder& stage(std::string name, H handler, after_t deps = {}, stage_options opts = {}) {
@@ -550,27 +532,69 @@ class disruptor<T>::builder {
     specs_.push_back(spec{std::move(name), std::move(deps.names),
                           [h, opts](ring_buffer<T>& ring, const sequencer& seqr,
                                     std::vector<const sequence*> d, const std::string& n,
-                                    bool metrics) -> std::unique_ptr<detail::stage_runner> {
+                                    bool metrics,
+                                    scheduler_ref s) -> std::unique_ptr<detail::stage_runner> {
+                            if (s) {
+                              return std::make_unique<
+                                  detail::coro_stage_runner<T, H, detail::coro_kind::sync>>(
+                                  ring, seqr, std::move(d), std::move(*h), opts, n, metrics, s);
+                            }
                             return std::make_unique<detail::thread_stage_runner<T, H>>(
                                 ring, seqr, std::move(d), std::move(*h), opts, n, metrics);
-                          }});
+                          },
+                          {}, false});
     return *this;
   }
+
+  /// An async batch stage: `task<> handler(rondo::batch<T>)` is awaited once per batch and the
+  /// stage's sequence advances only when its task completes (stages after it see only completed
+  /// work). A coroutine stage: .on(scheduler) must follow. The handler's frame is recycled per
+  /// batch (steady state allocates nothing).
   template <class H>
-    requires event_handler<H, T>
+    requires(async_batch_handler<H, T> && !event_handler<H, T>)
+  builder& stage(std::string name, H handler, after_t deps = {}, stage_options opts = {}) {
+    return coroutine_stage<H, detail::coro_kind::async>(std::move(name), std::move(handler),
+                                                        std::move(deps), std::move(opts));
+  }
+
+  /// A pull-loop stage: `task<> handler(rondo::consumer<T>& in)` runs once and loops on
+  /// `co_await in.next()` until it yields nothing. A coroutine stage: .on(scheduler) must follow.
+  template <class H>
+    requires(pull_handler<H, T> && !event_handler<H, T> && !async_batch_handler<H, T>)
+  builder& stage(std::string name, H handler, after_t deps = {}, stage_options opts = {}) {
+    return coroutine_stage<H, detail::coro_kind::pull>(std::move(name), std::move(handler),
+                                                       std::move(deps), std::move(opts));
+  }
+
+  template <class H>
+    requires(event_handler<H, T> || async_batch_handler<H, T> || pull_handler<H, T>)
   builder& stage(std::string name, H handler, stage_options opts) {
     return stage(std::move(name), std::move(handler), after_t{}, std::move(opts));
+  }
+
+  /// Runs the stage added last as a coroutine on `s` (its waits spin, yield, then suspend per
+  /// the spin_then_suspend policy, and resume on `s`). `s` must outlive the disruptor. Throws
+  /// std::logic_error if no stage was added yet or the last one is a poller.
+  builder& on(scheduler_ref s) {
+    if (specs_.empty()) throw std::logic_error("disruptor::builder::on(): add a stage() first");
+    if (specs_.back().is_poller) {
+      throw std::logic_error("disruptor::builder::on(): '" + specs_.back().name +
+                             "' is a poller; its owner drives it");
+    }
+    specs_.back().sched = s;
+    return *this;
   }
 
   /// A stage driven by the user's calls to disruptor::poller(name).poll(handler).
   builder& poller(std::string name, after_t deps = {}) {
     specs_.push_back(spec{std::move(name), std::move(deps.names),
                           [](ring_buffer<T>& ring, const sequencer& seqr,
-                             std::vector<const sequence*> d, const std::string&,
-                             bool metrics) -> std::unique_ptr<detail::stage_runner> {
+                             std::vector<const sequence*> d, const std::string&, bool metrics,
+                             scheduler_ref) -> std::unique_ptr<detail::stage_runner> {
                             return std::make_unique<detail::poller_stage_runner<T>>(
                                 ring, seqr, std::move(d), metrics);
-                          }});
+                          },
+                          {}, true});
     return *this;
   }
 
@@ -588,6 +612,11 @@ class disruptor<T>::builder {
     for (std::size_t i = 0; i < specs_.size(); ++i) {
       if (specs_[i].name.empty()) {
         throw std::invalid_argument("stage #" + std::to_string(i) + " has an empty name");
+      }
+      if (specs_[i].needs_scheduler && !specs_[i].sched) {
+        throw std::invalid_argument("stage '" + specs_[i].name +
+                                    "' has a coroutine handler but no scheduler: call .on(s) "
+                                    "after .stage()");
       }
       if (!index.emplace(specs_[i].name, i).second) {
         throw std::invalid_argument("duplicate stage name '" + specs_[i].name + "'");
@@ -621,7 +650,8 @@ class disruptor<T>::builder {
       slot[i] = st->runners.size();
       st->names.push_back(specs_[i].name);
       st->runners.push_back(
-          specs_[i].make(st->ring, *st->seqr, std::move(dep_seqs), specs_[i].name, metrics_));
+          specs_[i].make(st->ring, *st->seqr, std::move(dep_seqs), specs_[i].name, metrics_,
+                         specs_[i].sched));
     }
     for (std::size_t i = 0; i < specs_.size(); ++i) {
       if (!has_dependent[i]) st->seqr->add_gating_sequence(st->runners[slot[i]]->position());
@@ -631,12 +661,31 @@ class disruptor<T>::builder {
 
  private:
   using factory_fn = std::function<std::unique_ptr<detail::stage_runner>(
-      ring_buffer<T>&, const sequencer&, std::vector<const sequence*>, const std::string&, bool)>;
+      ring_buffer<T>&, const sequencer&, std::vector<const sequence*>, const std::string&, bool,
+      scheduler_ref)>;
   struct spec {
     std::string name;
     std::vector<std::string> deps;
     factory_fn make;
+    scheduler_ref sched;  // set by on(): a coroutine stage
+    bool is_poller = false;
+    bool needs_scheduler = false;  // async and pull-loop handlers
   };
+
+  template <class H, detail::coro_kind K>
+  builder& coroutine_stage(std::string name, H handler, after_t deps, stage_options opts) {
+    auto h = std::make_shared<H>(std::move(handler));
+    specs_.push_back(spec{std::move(name), std::move(deps.names),
+                          [h, opts](ring_buffer<T>& ring, const sequencer& seqr,
+                                    std::vector<const sequence*> d, const std::string& n,
+                                    bool metrics,
+                                    scheduler_ref s) -> std::unique_ptr<detail::stage_runner> {
+                            return std::make_unique<detail::coro_stage_runner<T, H, K>>(
+                                ring, seqr, std::move(d), std::move(*h), opts, n, metrics, s);
+                          },
+                          {}, false, true});
+    return *this;
+  }
 
   // Depth-first topological sort; a back edge is a cycle, reported with its path.
   std::vector<std::size_t> topological_order(const std::vector<std::vector<std::size_t>>& deps) const {

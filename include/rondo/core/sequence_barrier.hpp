@@ -80,7 +80,7 @@ class sequence_barrier {
   /// `co_await barrier.wait(next)` yields a barrier_wait_result: status ready with the highest
   /// available sequence (>= next, possibly more), or stopped (alerted, past the drain limit,
   /// closed). It spins, yields, then suspends per the wait strategy's spin_then_suspend policy
-  /// and resumes on the current scheduler (or the one given with `.on(s)`). With a stop token it
+  /// and resumes on the scheduler current when it suspends. With a stop token it
   /// may yield cancelled; with a deadline, timed_out. One waiter per barrier at a time, as for
   /// wait_for(). Never allocates.
   [[nodiscard]] sequence_barrier_wait_operation wait(std::int64_t next) noexcept;

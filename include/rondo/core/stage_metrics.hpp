@@ -16,6 +16,7 @@ struct stage_metrics_snapshot {
   std::int64_t waits = 0;           ///< times the stage found nothing available and waited
   std::int64_t errors_skipped = 0;  ///< handler exceptions skipped by the error policy
   std::int64_t tombstones = 0;      ///< abandoned claims passed over (multi producer)
+  std::int64_t rewinds = 0;         ///< batches retried under error_policy::rewind
   // Coroutine stages only:
   std::int64_t spins_succeeded = 0;  ///< waits that ended while spinning (no suspension)
   std::int64_t suspensions = 0;      ///< waits that gave the executor away (yield or park)
@@ -37,6 +38,7 @@ class stage_metrics {
   void add_wait() noexcept { bump(waits_, 1); }
   void add_error_skipped() noexcept { bump(errors_skipped_, 1); }
   void add_tombstone() noexcept { bump(tombstones_, 1); }
+  void add_rewind() noexcept { bump(rewinds_, 1); }
   void add_spin_success() noexcept { bump(spins_succeeded_, 1); }
   void add_suspension() noexcept { bump(suspensions_, 1); }
   void add_resume() noexcept { bump(resumes_, 1); }
@@ -46,7 +48,7 @@ class stage_metrics {
     // Relaxed: statistics, no data is read on the strength of them.
     return {events_.load(std::memory_order_relaxed), batches_.load(std::memory_order_relaxed),
             waits_.load(std::memory_order_relaxed), errors_skipped_.load(std::memory_order_relaxed),
-            tombstones_.load(std::memory_order_relaxed),
+            tombstones_.load(std::memory_order_relaxed), rewinds_.load(std::memory_order_relaxed),
             spins_succeeded_.load(std::memory_order_relaxed),
             suspensions_.load(std::memory_order_relaxed), resumes_.load(std::memory_order_relaxed),
             suspended_ns_.load(std::memory_order_relaxed)};
@@ -63,6 +65,7 @@ class stage_metrics {
   std::atomic<std::int64_t> waits_{0};
   std::atomic<std::int64_t> errors_skipped_{0};
   std::atomic<std::int64_t> tombstones_{0};
+  std::atomic<std::int64_t> rewinds_{0};
   std::atomic<std::int64_t> spins_succeeded_{0};
   std::atomic<std::int64_t> suspensions_{0};
   std::atomic<std::int64_t> resumes_{0};

@@ -18,8 +18,8 @@ namespace rondo {
 ///  - {h >= next, ready}: sequences [next, h] are available (h may exceed next);
 ///  - {next - 1 or less, stopped}: the barrier was alerted or is past its drain limit (closed);
 ///  - {.., cancelled} / {.., timed_out}: the stop token fired / the deadline passed first.
-/// Resumes on the scheduler given with .on(s), else the current one when it suspended.
-/// Not movable; await it where it is created.
+/// Resumes on the scheduler that was current when it suspended (a stage's own scheduler for
+/// stage waits). Not movable: await it where it is created (`co_await barrier.wait(n)`).
 class [[nodiscard]] sequence_barrier_wait_operation final
     : public detail::suspending_wait<sequence_barrier_wait_operation> {
   using base = detail::suspending_wait<sequence_barrier_wait_operation>;
@@ -27,9 +27,9 @@ class [[nodiscard]] sequence_barrier_wait_operation final
  public:
   sequence_barrier_wait_operation(sequence_barrier& b, std::int64_t next,
                                   clock::time_point deadline = clock::time_point::max(),
-                                  std::stop_token stop = {},
-                                  stage_metrics* metrics = nullptr) noexcept
-      : base(b.source().waits(), deadline, std::move(stop), metrics),
+                                  std::stop_token stop = {}, stage_metrics* metrics = nullptr,
+                                  scheduler_ref sched = {}) noexcept
+      : base(b.source().waits(), deadline, std::move(stop), metrics, sched),
         barrier_(&b),
         next_(next),
         hi_(next - 1) {}

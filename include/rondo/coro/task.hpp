@@ -21,10 +21,17 @@
 //   tail call at -O0 or under AddressSanitizer, and such a loop overflows the stack there.)
 //
 // Exceptions thrown in the task are stored and rethrown from the co_await.
+//
+// Frames: a task's frame comes from the calling thread's current detail::frame_pool when one is
+// installed (a coroutine stage installs its own around each call of an async batch handler, so
+// per-batch frames are recycled and steady state allocates nothing), else from operator new.
+// Each frame carries a 16-byte header saying where it came from.
 
 #include <atomic>
 #include <coroutine>
+#include <cstddef>
 #include <exception>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <type_traits>
@@ -37,8 +44,96 @@ class task;
 
 namespace detail {
 
+/// A small cache of coroutine frame blocks, owned by one stage and used by one coroutine at a
+/// time (no locking). Blocks keep their size; a request takes the first cached block big enough,
+/// else allocates. Every block returns to the pool that gave it, which frees them all when it is
+/// destroyed (all its frames must be gone by then).
+class frame_pool {
+ public:
+  frame_pool() = default;
+  frame_pool(const frame_pool&) = delete;
+  frame_pool& operator=(const frame_pool&) = delete;
+  ~frame_pool() {
+    while (free_ != nullptr) {
+      block* b = free_;
+      free_ = b->next;
+      ::operator delete(b);
+    }
+  }
+
+  /// The pool new task frames on this thread come from (null: operator new).
+  static frame_pool*& current() noexcept {
+    thread_local frame_pool* p = nullptr;
+    return p;
+  }
+
+  /// How many blocks were ever allocated (stays flat in steady state).
+  [[nodiscard]] std::size_t blocks_allocated() const noexcept { return allocated_; }
+
+  /// A block of at least `bytes`; `bytes` becomes the block's real size (give it back with it).
+  void* allocate(std::size_t& bytes) {
+    for (block** p = &free_; *p != nullptr; p = &(*p)->next) {
+      if ((*p)->size >= bytes) {
+        block* b = *p;
+        *p = b->next;
+        bytes = b->size;
+        return b;
+      }
+    }
+    if (bytes < sizeof(block)) bytes = sizeof(block);
+    void* raw = ::operator new(bytes);
+    ++allocated_;
+    return raw;
+  }
+
+  void release(void* p, std::size_t bytes) noexcept {
+    auto* b = static_cast<block*>(p);
+    b->size = bytes;
+    b->next = free_;
+    free_ = b;
+  }
+
+ private:
+  struct block {
+    block* next;
+    std::size_t size;
+  };
+  block* free_ = nullptr;
+  std::size_t allocated_ = 0;
+};
+
+/// Installs a frame pool on this thread for its lifetime.
+class frame_pool_scope {
+ public:
+  explicit frame_pool_scope(frame_pool& p) noexcept
+      : saved_(std::exchange(frame_pool::current(), &p)) {}
+  frame_pool_scope(const frame_pool_scope&) = delete;
+  frame_pool_scope& operator=(const frame_pool_scope&) = delete;
+  ~frame_pool_scope() { frame_pool::current() = saved_; }
+
+ private:
+  frame_pool* saved_;
+};
+
 class task_promise_base {
  public:
+  // The header in front of every task frame: the pool it came from (or null) and its size.
+  struct alignas(__STDCPP_DEFAULT_NEW_ALIGNMENT__) frame_header {
+    frame_pool* pool;
+    std::size_t bytes;
+  };
+
+  static void* operator new(std::size_t n) {
+    frame_pool* pool = frame_pool::current();
+    std::size_t bytes = n + sizeof(frame_header);
+    void* raw = pool != nullptr ? pool->allocate(bytes) : ::operator new(bytes);
+    return ::new (raw) frame_header{pool, bytes} + 1;
+  }
+  static void operator delete(void* p) noexcept {
+    frame_header* h = static_cast<frame_header*>(p) - 1;
+    if (h->pool != nullptr) h->pool->release(h, h->bytes); else ::operator delete(h);
+  }
+
   struct final_awaiter {
     [[nodiscard]] bool await_ready() const noexcept { return false; }
     template <class Promise>

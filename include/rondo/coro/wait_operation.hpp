@@ -90,7 +90,7 @@ class suspending_wait {
     if (!sched_) {
       throw std::logic_error(
           "rondo: a coroutine wait must suspend but has no scheduler: run the coroutine on one "
-          "(sync_wait, manual_scheduler, thread_scheduler, io_context) or pass one with .on()");
+          "(sync_wait, manual_scheduler, thread_scheduler, io_context, a coroutine stage)");
     }
     if (ended_by_caller()) return false;
     if (!slow_) slow_.emplace(this);
@@ -108,18 +108,18 @@ class suspending_wait {
     return park();
   }
 
-  /// Resume on `s` instead of the current scheduler.
-  Derived&& on(scheduler_ref s) && noexcept {
-    sched_ = s;
-    return static_cast<Derived&&>(*this);
-  }
 
  protected:
   // Cheap on purpose: an operation that completes in await_ready() (the common case) never
   // builds its slow-path state (nodes, timer, stop callback).
+  // `sched`: where to resume (empty: the current scheduler when suspending).
   suspending_wait(const wait_strategy& waits, clock::time_point deadline, std::stop_token stop,
-                  stage_metrics* metrics) noexcept
-      : waits_(&waits), deadline_(deadline), stop_(std::move(stop)), metrics_(metrics) {}
+                  stage_metrics* metrics, scheduler_ref sched) noexcept
+      : waits_(&waits),
+        sched_(sched),
+        deadline_(deadline),
+        stop_(std::move(stop)),
+        metrics_(metrics) {}
 
   /// The caller's cancellation or deadline, if it ended the wait (cancelled / timed_out), else
   /// ready (meaning: look at the derived result).

@@ -170,8 +170,8 @@ class publisher {
 
   /// Coroutine reserve: `auto c = co_await pub.async_reserve(n);` claims n slots, spinning,
   /// yielding, then suspending (spin_then_suspend, ring_full moment) while the ring is full; it
-  /// resumes on the current scheduler (or `.on(s)`) when a terminal stage frees the slots. Yields
-  /// claim<T>; throws rondo::closed if the disruptor is (or gets) closed. Never allocates.
+  /// resumes on the scheduler current when it suspended, once a terminal stage frees the slots.
+  /// Yields claim<T>; throws rondo::closed if the disruptor is (or gets) closed. Never allocates.
   /// Throws now, before any wait: std::invalid_argument for n outside [1, capacity],
   /// std::logic_error while this single producer has a claim open.
   [[nodiscard]] publisher_reserve_operation<T, false> async_reserve(std::int64_t n = 1);
@@ -228,7 +228,7 @@ class publisher {
 /// The awaitable of publisher::async_reserve(). co_await yields claim<T> (Maybe = false) or
 /// std::optional<claim<T>> (Maybe = true: empty when cancelled or timed out); both throw
 /// rondo::closed when the disruptor is closed before the slots are granted. Resumes on the
-/// scheduler given with .on(s), else the current one when it suspended. Not movable.
+/// scheduler current when it suspended. Not movable: await it where it is created.
 template <class T, bool Maybe>
 class [[nodiscard]] publisher_reserve_operation final
     : public detail::suspending_wait<publisher_reserve_operation<T, Maybe>> {
@@ -241,7 +241,7 @@ class [[nodiscard]] publisher_reserve_operation final
   publisher_reserve_operation(publisher<T>& p, std::int64_t n,
                               clock::time_point deadline = clock::time_point::max(),
                               std::stop_token stop = {}) noexcept
-      : base(p.sequencer().waits(), deadline, std::move(stop), nullptr), pub_(&p), n_(n) {}
+      : base(p.sequencer().waits(), deadline, std::move(stop), nullptr, {}), pub_(&p), n_(n) {}
 
   result_type await_resume() {
     if (status_ == claim_status::granted) return claim<T>(pub_, hi_ - n_ + 1, hi_);
