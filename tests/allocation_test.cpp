@@ -5,6 +5,11 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <exception>
+#include <stop_token>
+#include <thread>
 #include <cstdlib>
 #include <new>
 
@@ -80,4 +85,102 @@ TEST_CASE("steady-state publish and processing allocate nothing", "[allocation]"
     CHECK(allocs == 0);
     CHECK(sum.load(std::memory_order_relaxed) > 2 * n);
   }
+}
+
+namespace {
+// A fire-and-forget coroutine (its frame is allocated once, before counting starts).
+struct detached {
+  struct promise_type {
+    detached get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() const noexcept { return {}; }
+    std::suspend_never final_suspend() const noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
+
+// Produces `rounds` waves of `per_wave` events with co_await async_reserve (half of them with a
+// stop token and deadline, which arm and disarm the timer and stop callback when they park);
+// after each wave it waits for the main thread's go-ahead.
+detached produce_waves(rondo::thread_scheduler& s, rondo::publisher<event>& pub, int rounds,
+                       int per_wave, std::atomic<int>& wave_done, std::atomic<int>& go) {
+  co_await s.schedule();
+  std::stop_source stop;
+  for (int w = 0; w < rounds; ++w) {
+    // Acquire: pairs with the release store of `go` on the main thread.
+    while (go.load(std::memory_order_acquire) < w) co_await s.schedule();
+    for (int i = 0; i < per_wave; ++i) {
+      if (i % 2 == 0) {
+        auto c = co_await pub.async_reserve(1);
+        c[0].value = 1;
+        c.publish();
+      } else {
+        auto c = co_await pub.async_reserve_until(
+            1, std::chrono::steady_clock::now() + std::chrono::seconds(30), stop.get_token());
+        (*c)[0].value = 1;
+        c->publish();
+      }
+    }
+    // Release: pairs with the acquire load on the main thread.
+    wave_done.store(w + 1, std::memory_order_release);
+  }
+}
+}  // namespace
+
+TEST_CASE("coroutine stages and coroutine producers allocate nothing in steady state",
+          "[allocation]") {
+  rondo::thread_scheduler exec;
+  rondo::thread_scheduler prod;
+  std::atomic<std::int64_t> sum{0};
+  rondo::spin_then_suspend policy;  // park quickly: the waits' slow paths are what is measured
+  policy.spins = 0;
+  policy.yields = 1;
+  auto d = rondo::disruptor<event>::builder()
+               .capacity(64)
+               .wait(policy)
+               .metrics()
+               .stage("a", [](event& e, std::int64_t, bool) { e.value *= 2; })
+               .on(exec)
+               .stage("b",
+                      [&exec](rondo::batch<event> b) -> rondo::task<> {
+                        for (event& e : b) e.value += 1;
+                        co_await exec.schedule();  // suspends mid-batch
+                      },
+                      rondo::after("a"))
+               .on(exec)
+               .stage("c",
+                      [&sum](rondo::consumer<event>& in) -> rondo::task<> {
+                        while (auto b = co_await in.next()) {
+                          for (event& e : *b) {
+                            // Relaxed: read after drain.
+                            sum.store(sum.load(std::memory_order_relaxed) + e.value,
+                                      std::memory_order_relaxed);
+                          }
+                        }
+                      },
+                      rondo::after("b"))
+               .on(exec)
+               .build();
+  d.start();
+  constexpr int per_wave = 20000;
+  std::atomic<int> wave_done{0};
+  std::atomic<int> go{0};
+  produce_waves(prod, d.publisher(), 2, per_wave, wave_done, go);
+  auto wait_handled = [&](std::int64_t n) {
+    // Acquire: pairs with the producer's release store.
+    while (wave_done.load(std::memory_order_acquire) < n / per_wave) std::this_thread::yield();
+    while (d.metrics("c").position < n - 2) std::this_thread::yield();
+  };
+  wait_handled(per_wave);  // warm-up wave: frames, pools, timer thread, lazy gates
+  const long allocs = count_allocations_during([&] {
+    // Release: pairs with the producer's acquire load.
+    go.store(1, std::memory_order_release);
+    // Acquire: pairs with the producer's release store.
+    while (wave_done.load(std::memory_order_acquire) < 2) std::this_thread::yield();
+  });
+  d.drain();
+  CHECK(allocs == 0);
+  CHECK(sum.load(std::memory_order_relaxed) == 2 * per_wave * 3);
+  const auto m = d.metrics("b").metrics;
+  CHECK(m.suspensions > 0);  // the slow paths really ran
 }
