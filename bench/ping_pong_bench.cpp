@@ -14,6 +14,8 @@
 //   rondo_core       the same from core parts: two ring_buffer + single_producer_sequencer pairs,
 //                    an event_poller on each side, the ponger on a thread of our own
 //   boost_spsc       two boost::lockfree::spsc_queue (1,024 slots)
+//   rondo_coroutine  rondo_dsl with the echo stage as a coroutine on a thread_scheduler: /spin
+//                    spins (spin_then_suspend), /park parks every round (see below)
 //
 // Pinning: pinger and ponger on the first two allowed CPUs (pthread_setaffinity_np). Samples:
 // rdtsc on x86 (steady_clock elsewhere), converted to ns with a calibration against
@@ -29,6 +31,7 @@
 #include <rondo/core/ring_buffer.hpp>
 #include <rondo/core/single_producer_sequencer.hpp>
 #include <rondo/core/wait_strategy.hpp>
+#include <rondo/coro/scheduler.hpp>
 #include <rondo/disruptor.hpp>
 
 #include <benchmark/benchmark.h>
@@ -65,18 +68,22 @@ constexpr std::int64_t total_rounds = warmup_rounds + measured_rounds;
 // Collects one run's samples and turns them into counters.
 class latency_recorder {
  public:
-  latency_recorder() : samples_(static_cast<std::size_t>(measured_rounds)) {}
+  explicit latency_recorder(std::int64_t warmup = warmup_rounds,
+                            std::int64_t measured = measured_rounds)
+      : warmup_(warmup), measured_(measured), samples_(static_cast<std::size_t>(measured)) {}
+
+  [[nodiscard]] std::int64_t total() const noexcept { return warmup_ + measured_; }
 
   // Called with the round number before the round; starts the calibration window at the first
   // measured round.
   void begin_round(std::int64_t i) noexcept {
-    if (i == warmup_rounds) {
+    if (i == warmup_) {
       wall0_ = rondo_bench::clock::now();
       tick0_ = ticks();
     }
   }
   void record(std::int64_t i, std::uint64_t dt) noexcept {
-    if (i >= warmup_rounds) samples_[static_cast<std::size_t>(i - warmup_rounds)] = dt;
+    if (i >= warmup_) samples_[static_cast<std::size_t>(i - warmup_)] = dt;
   }
   // Ends the calibration window.
   void finish() noexcept {
@@ -97,10 +104,12 @@ class latency_recorder {
     state.counters["p99_ns"] = at(0.99);
     state.counters["p999_ns"] = at(0.999);
     state.counters["mean_ns"] =
-        benchmark::Counter(secs_ * 1e9 / static_cast<double>(measured_rounds));
+        benchmark::Counter(secs_ * 1e9 / static_cast<double>(measured_));
   }
 
  private:
+  std::int64_t warmup_;
+  std::int64_t measured_;
   std::vector<std::uint64_t> samples_;
   rondo_bench::clock::time_point wall0_{};
   std::uint64_t tick0_ = 0;
@@ -112,7 +121,7 @@ class latency_recorder {
 // be i. Returns false on a wrong reply.
 template <class Send, class Receive>
 bool ping_rounds(latency_recorder& rec, Send&& send, Receive&& receive) {
-  for (std::int64_t i = 0; i < total_rounds; ++i) {
+  for (std::int64_t i = 0; i < rec.total(); ++i) {
     rec.begin_round(i);
     const std::uint64_t t0 = ticks();
     send(i);
@@ -139,17 +148,18 @@ void echo_rounds(Receive&& receive, Send&& send) {
 // The benchmark loop, pinned to the first CPU: round(rec, cpu_b) starts the ponger on cpu_b, runs
 // ping_rounds, calls rec.finish(), stops the ponger and returns ping_rounds' verdict.
 template <class Round>
-void latency_bench(benchmark::State& state, Round&& round) {
+void latency_bench(benchmark::State& state, Round&& round,
+                   std::int64_t warmup = warmup_rounds, std::int64_t measured = measured_rounds) {
   const auto [cpu_a, cpu_b] = rondo_bench::pair_cpus();
   rondo_bench::scoped_pin pin(cpu_a);
   for (auto _ : state) {
-    latency_recorder rec;
+    latency_recorder rec(warmup, measured);
     const bool ok = round(rec, cpu_b);
     state.SetIterationTime(rec.seconds());
     if (!rondo_bench::verify(state, ok, "wrong reply")) return;
     rec.report(state);
   }
-  state.SetItemsProcessed(state.iterations() * measured_rounds);
+  state.SetItemsProcessed(state.iterations() * measured);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -244,6 +254,64 @@ void ping_pong_rondo_dsl(benchmark::State& state) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// rondo with the echo stage as a coroutine on a thread_scheduler (pinned to CPU b by on_start).
+//   spin:  spin_then_suspend{.spins = 1 << 20}: the stage spins like a thread stage would
+//   park:  spin_then_suspend{.spins = 0, .yields = 0}: every round the stage parks in the waiter
+//          registry and the scheduler thread sleeps on its futex, so a round trip is publish ->
+//          registry wake -> post -> futex wake -> resume -> reply: the suspend->resume round trip
+//          through the thread scheduler, kernel wake-up included (fewer rounds: ~50 us each).
+
+void ping_pong_rondo_coroutine(benchmark::State& state, std::uint32_t spins) {
+  const std::int64_t warmup = spins == 0 ? 1'000 : warmup_rounds;
+  const std::int64_t measured = spins == 0 ? 20'000 : measured_rounds;
+  latency_bench(
+      state,
+      [spins](latency_recorder& rec, int cpu_b) {
+        flag ready;
+        rondo::thread_scheduler exec;
+        rondo::spin_then_suspend policy;
+        policy.spins = spins;
+        policy.yields = 0;
+        auto pong = rondo::disruptor<std::int64_t>::builder()
+                        .capacity(capacity)
+                        .wait(rondo::busy_spin{})
+                        .poller("reply")
+                        .build();
+        auto ping = rondo::disruptor<std::int64_t>::builder()
+                        .capacity(capacity)
+                        .wait(policy)
+                        .metrics()
+                        .stage("echo", echo_stage{&pong.publisher(), cpu_b, &ready})
+                        .on(exec)
+                        .build();
+        pong.start();
+        ping.start();
+        ready.await();
+        rondo::event_poller<std::int64_t>& replies = pong.poller("reply");
+        auto& pub = ping.publisher();
+        const bool ok = ping_rounds(
+            rec,
+            [&](std::int64_t i) {
+              pub.publish_event([&](std::int64_t& ev, std::int64_t) { ev = i; });
+            },
+            [&](std::int64_t& got) {
+              bool any = false;
+              (void)replies.poll([&](std::int64_t& ev, std::int64_t, bool) {
+                got = ev;
+                any = true;
+                return true;
+              });
+              return any;
+            });
+        rec.finish();
+        ping.drain();
+        pong.drain();
+        return ok;
+      },
+      warmup, measured);
+}
+
+// ---------------------------------------------------------------------------------------------
 // rondo from core parts: ring + sequencer + poller on each side.
 
 struct core_channel {
@@ -324,4 +392,6 @@ void latency_args(benchmark::internal::Benchmark* b) {
 BENCHMARK(ping_pong_harness_atomics)->Apply(latency_args);
 BENCHMARK(ping_pong_rondo_dsl)->Apply(latency_args);
 BENCHMARK(ping_pong_rondo_core)->Apply(latency_args);
+BENCHMARK_CAPTURE(ping_pong_rondo_coroutine, spin, 1U << 20)->Apply(latency_args);
+BENCHMARK_CAPTURE(ping_pong_rondo_coroutine, park, 0U)->Apply(latency_args);
 BENCHMARK(ping_pong_boost_spsc)->Apply(latency_args);

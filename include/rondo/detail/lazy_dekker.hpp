@@ -47,10 +47,16 @@ class lazy_dekker {
     return true;
   }
 
-  /// Waiter, after storing "I wait" and before re-checking the condition.
-  void waiter_fence() noexcept {
+  /// Waiter, after storing "I wait" and before re-checking the condition. `always_heavy`: run
+  /// a membarrier now and leave the gate as it is (notifiers that never fence stay correct), for
+  /// waiters that would rather pay per wait than make every notification fence.
+  void waiter_fence(bool always_heavy = false) noexcept {
     // Relaxed: only `active` lets us skip the membarrier, and it is stored after one completed.
     std::uint8_t s = state_.load(std::memory_order_relaxed);
+    if (always_heavy && s != active) {
+      asymmetric_fence::heavy();  // pairs with light() in notifier_fence()
+      return;
+    }
     if (s == active) {
       seq_cst_fence();  // pairs with the notifier's fence in notifier_fence()
       return;

@@ -61,8 +61,9 @@ class waiter_registry {
   waiter_registry& operator=(const waiter_registry&) = delete;
 
   /// Waiter: links `n` (its target, ready and wake set), then runs F1. Re-check the condition
-  /// after this returns; if it holds, call remove().
-  void add(wait_node& n) noexcept {
+  /// after this returns; if it holds, call remove(). `membarrier_each_time`: F1 is a membarrier
+  /// and the gate stays idle (see lazy_dekker::waiter_fence).
+  void add(wait_node& n, bool membarrier_each_time = false) noexcept {
     lock();
     n.linked = true;
     n.prev = tail_;
@@ -77,7 +78,7 @@ class waiter_registry {
       min_target_.store(n.target, std::memory_order_relaxed);
     }
     unlock();
-    gate_.waiter_fence();  // F1: pairs with F2 in notify()
+    gate_.waiter_fence(membarrier_each_time);  // F1: pairs with F2 in notify()
   }
 
   /// Waiter: withdraws `n`. True if it was still linked (no wake() will come); false if a
@@ -96,9 +97,13 @@ class waiter_registry {
   /// Notifier: call after storing a sequence that advanced to `v` (release). Wakes the waiters
   /// whose wait has ended. No lock, no RMW unless a waiter with target <= v is parked.
   void notify(std::int64_t v) noexcept {
-    if (!gate_.notifier_fence()) return;  // F2; nobody ever parked here
-    // Relaxed: ordered after the caller's store by F2 (see the file comment).
+    const bool fenced = gate_.notifier_fence();  // F2 (a compiler barrier while the gate is idle)
+    // Relaxed: ordered after the caller's store by F2, or by the waiters' membarrier while the
+    // gate is idle (see the file comment).
     if (v < min_target_.load(std::memory_order_relaxed)) [[likely]] return;
+    // A full fence before reading other sequences under the lock, also when F2 was only a
+    // compiler barrier (docs/wakeup-protocol.md: waits on several upstream sequences).
+    if (!fenced) seq_cst_fence();
     wake_matching(false);
   }
 

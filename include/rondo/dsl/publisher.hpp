@@ -108,7 +108,7 @@ class [[nodiscard]] claim {
 
   /// Makes the events visible to handlers. Throws std::logic_error if already published.
   void publish() {
-    if (pub_ == nullptr) throw std::logic_error("claim::publish(): the claim is not open (already published or moved from)");
+    if (pub_ == nullptr) [[unlikely]] throw_not_open();
     std::exchange(pub_, nullptr)->publish_range(lo_, hi_);
   }
 
@@ -119,7 +119,12 @@ class [[nodiscard]] claim {
   claim(publisher<T>* p, std::int64_t lo, std::int64_t hi) noexcept : pub_(p), lo_(lo), hi_(hi) {}
 
   void release() noexcept {
-    if (pub_ != nullptr) std::exchange(pub_, nullptr)->abandon_range(lo_, hi_);
+    if (pub_ != nullptr) [[unlikely]] std::exchange(pub_, nullptr)->abandon_range(lo_, hi_);
+  }
+
+  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] static void throw_not_open() {
+    throw std::logic_error(
+        "claim::publish(): the claim is not open (already published or moved from)");
   }
 
   publisher<T>* pub_;
@@ -257,7 +262,7 @@ class [[nodiscard]] publisher_reserve_operation final
  private:
   friend base;
 
-  bool poll() noexcept {
+  [[gnu::always_inline]] bool poll() noexcept {
     status_ = pub_->single_ ? pub_->single_->try_claim(n_, hi_) : pub_->multi_->try_claim(n_, hi_);
     return status_ != claim_status::full;
   }
