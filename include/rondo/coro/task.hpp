@@ -71,14 +71,19 @@ class frame_pool {
   [[nodiscard]] std::size_t blocks_allocated() const noexcept { return allocated_; }
 
   /// A block of at least `bytes`; `bytes` becomes the block's real size (give it back with it).
+  /// Best fit: the smallest cached block that is big enough, so a stage whose frames come in a
+  /// few fixed sizes (its loop's nested tasks and the handler) reaches a fixed set of blocks and
+  /// stops allocating, whatever order the frames are freed in.
   void* allocate(std::size_t& bytes) {
+    block** best = nullptr;
     for (block** p = &free_; *p != nullptr; p = &(*p)->next) {
-      if ((*p)->size >= bytes) {
-        block* b = *p;
-        *p = b->next;
-        bytes = b->size;
-        return b;
-      }
+      if ((*p)->size >= bytes && (best == nullptr || (*p)->size < (*best)->size)) best = p;
+    }
+    if (best != nullptr) {
+      block* b = *best;
+      *best = b->next;
+      bytes = b->size;
+      return b;
     }
     if (bytes < sizeof(block)) bytes = sizeof(block);
     void* raw = ::operator new(bytes);
