@@ -1,5 +1,7 @@
 // Steady-state processing allocates nothing: a counting global operator new, switched on only
 // around the measured section.
+#include "support.hpp"
+
 #include <rondo/rondo.hpp>
 
 #include <catch2/catch.hpp>
@@ -89,15 +91,7 @@ TEST_CASE("steady-state publish and processing allocate nothing", "[allocation]"
 
 namespace {
 // A fire-and-forget coroutine (its frame is allocated once, before counting starts).
-struct detached {
-  struct promise_type {
-    detached get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() const noexcept { return {}; }
-    std::suspend_never final_suspend() const noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
+using rondo_test::detached;
 
 // Produces `rounds` waves of `per_wave` events with co_await async_reserve (half of them with a
 // stop token and deadline, which arm and disarm the timer and stop callback when they park);

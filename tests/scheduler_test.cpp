@@ -1,3 +1,5 @@
+#include "support.hpp"
+
 #include <rondo/coro/scheduler.hpp>
 #include <rondo/coro/sync_wait.hpp>
 #include <rondo/coro/task.hpp>
@@ -12,16 +14,7 @@
 
 namespace {
 
-// A fire-and-forget coroutine for the manual scheduler tests: starts at once, frees itself.
-struct detached {
-  struct promise_type {
-    detached get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() const noexcept { return {}; }
-    std::suspend_never final_suspend() const noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
+using rondo_test::detached;
 
 detached record_after_schedule(rondo::manual_scheduler& s, std::vector<int>& out, int id,
                                int hops) {

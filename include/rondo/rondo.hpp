@@ -15,8 +15,13 @@
 #include <rondo/core/stage_metrics.hpp>
 #include <rondo/core/wait_strategy.hpp>
 #include <rondo/disruptor.hpp>
+#include <rondo/dsl/batch.hpp>
+#include <rondo/dsl/coro_stage.hpp>
+#include <rondo/dsl/entries.hpp>
 #include <rondo/dsl/publisher.hpp>
+#include <rondo/coro/barrier_wait.hpp>
+#include <rondo/coro/scheduler.hpp>
 #include <rondo/coro/sync_wait.hpp>
 #include <rondo/coro/task.hpp>
+#include <rondo/coro/wait_operation.hpp>
 #include <rondo/coro/when_all.hpp>
-#include <rondo/coro/scheduler.hpp>

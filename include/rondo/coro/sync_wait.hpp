@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <exception>
 #include <optional>
+#include <thread>
 #include <utility>
 
 namespace rondo {
@@ -28,10 +29,15 @@ class sync_wait_event {
     (void)incoming_.push(n);
     events_.notify();
   }
+  // The waiting thread may return (and free this object, which lives on its stack) as soon as it
+  // sees `done_`; `set_finished_` is the last thing set() touches, and wait() returns only after
+  // seeing it.
   void set() noexcept {
-    // Release: publishes the task's result; pairs with the acquire load in wait().
+    // Release: publishes the task's result; pairs with the acquire loads in wait().
     done_.store(true, std::memory_order_release);
     events_.notify();
+    // Release: pairs with the acquire load at the end of wait(); nothing is touched after it.
+    set_finished_.store(true, std::memory_order_release);
   }
   // Runs what is posted until set(); sleeps when there is nothing.
   // On the calling thread, inside a scheduler_scope of this loop.
@@ -43,19 +49,24 @@ class sync_wait_event {
         n = next;
       }
       // Acquire: pairs with the release store in set().
-      if (done_.load(std::memory_order_acquire)) return;
+      if (done_.load(std::memory_order_acquire)) break;
       // Arm, then re-check both conditions: a post or set() after the arm notifies us.
       const std::uint32_t key = events_.prepare_wait();
       // Acquire: as above.
       if (!incoming_.empty() || done_.load(std::memory_order_acquire)) continue;
       events_.wait(key);
     }
+    // set() is past its store of done_ and finishing its notify(): a few instructions, unless
+    // its thread was preempted.
+    // Acquire: pairs with the last release store in set().
+    while (!set_finished_.load(std::memory_order_acquire)) std::this_thread::yield();
   }
 
  private:
   intrusive_mpsc_queue incoming_;
   eventcount events_;
   std::atomic<bool> done_{false};
+  std::atomic<bool> set_finished_{false};
 };
 
 // The coroutine that awaits the user's task on sync_wait's behalf and sets the event when done.

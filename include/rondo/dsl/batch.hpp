@@ -13,6 +13,7 @@
 #include <rondo/core/sequence_barrier.hpp>
 #include <rondo/core/stage_metrics.hpp>
 #include <rondo/coro/barrier_wait.hpp>
+#include <rondo/dsl/entries.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -33,63 +34,13 @@ template <class T>
 class batch {
  public:
   /// One event with its sequence: `for (auto [seq, ev] : b.entries())`.
-  struct entry {
-    std::int64_t sequence;
-    T& event;
-  };
+  using entry = sequenced<T>;
+  using iterator = detail::slot_iterator<T, false>;
 
-  class iterator {
-   public:
-    using iterator_category = std::forward_iterator_tag;
-    using value_type = T;
-    using difference_type = std::ptrdiff_t;
-    using reference = T&;
-    iterator() = default;
-    iterator(ring_buffer<T>* r, std::int64_t s) noexcept : ring_(r), seq_(s) {}
-    T& operator*() const noexcept { return (*ring_)[seq_]; }
-    T* operator->() const noexcept { return &(*ring_)[seq_]; }
-    iterator& operator++() noexcept {
-      ++seq_;
-      return *this;
-    }
-    iterator operator++(int) noexcept {
-      auto old = *this;
-      ++seq_;
-      return old;
-    }
-    bool operator==(const iterator& o) const noexcept { return seq_ == o.seq_; }
-    [[nodiscard]] std::int64_t sequence() const noexcept { return seq_; }
-
-   private:
-    ring_buffer<T>* ring_ = nullptr;
-    std::int64_t seq_ = 0;
-  };
-
+  /// The events with their sequences.
   class entry_range {
    public:
-    class iterator {
-     public:
-      using iterator_category = std::forward_iterator_tag;
-      using value_type = entry;
-      using difference_type = std::ptrdiff_t;
-      iterator() = default;
-      iterator(ring_buffer<T>* r, std::int64_t s) noexcept : ring_(r), seq_(s) {}
-      entry operator*() const noexcept { return {seq_, (*ring_)[seq_]}; }
-      iterator& operator++() noexcept {
-        ++seq_;
-        return *this;
-      }
-      iterator operator++(int) noexcept {
-        auto old = *this;
-        ++seq_;
-        return old;
-      }
-      bool operator==(const iterator& o) const noexcept { return seq_ == o.seq_; }
-
-     private:
-      ring_buffer<T>* ring_ = nullptr;
-      std::int64_t seq_ = 0;
-    };
+    using iterator = detail::slot_iterator<T, true>;
     entry_range(ring_buffer<T>* r, std::int64_t lo, std::int64_t hi) noexcept
         : ring_(r), lo_(lo), hi_(hi) {}
     iterator begin() const noexcept { return {ring_, lo_}; }

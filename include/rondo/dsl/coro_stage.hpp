@@ -121,14 +121,17 @@ class coro_stage_runner final : public stage_runner {
   }
 
   [[nodiscard]] bool finished() const noexcept override {
-    // Pairs with the release store in the final awaiter.
-    return !started_ || done_.load(std::memory_order_acquire);
+    // Pairs with the last release store in the final awaiter.
+    return !started_ || released_.load(std::memory_order_acquire);
   }
 
   void join() noexcept override {
     if (!started_) return;
     // Acquire: pairs with the release store in the final awaiter.
     while (!done_.load(std::memory_order_acquire)) done_.wait(false, std::memory_order_acquire);
+    // The final awaiter may still be inside notify_all(); `released_` is its last touch.
+    // Acquire: pairs with the last release store in the final awaiter.
+    while (!released_.load(std::memory_order_acquire)) std::this_thread::yield();
   }
 
   sequence& position() noexcept override { return position_; }
@@ -158,10 +161,12 @@ class coro_stage_runner final : public stage_runner {
         bool await_ready() const noexcept { return false; }
         void await_suspend(std::coroutine_handle<promise_type> h) const noexcept {
           coro_stage_runner* r = h.promise().runner;
-          // Release: pairs with the acquire loads in finished() and join(); after this the
-          // runner may destroy the frame, so nothing of it is touched.
+          // Release: pairs with the acquire load in join().
           r->done_.store(true, std::memory_order_release);
           r->done_.notify_all();
+          // Release: pairs with the acquire loads in finished() and join(); after this the
+          // runner may destroy the frame and itself, so nothing of either is touched.
+          r->released_.store(true, std::memory_order_release);
         }
         void await_resume() const noexcept {}
       };
@@ -356,6 +361,7 @@ class coro_stage_runner final : public stage_runner {
   schedule_node start_node_;
   bool started_ = false;  // set by the lifecycle thread before anyone reads it
   std::atomic<bool> done_{false};
+  std::atomic<bool> released_{false};
 };
 
 }  // namespace detail

@@ -14,6 +14,7 @@
 #include <rondo/core/ring_buffer.hpp>
 #include <rondo/core/single_producer_sequencer.hpp>
 #include <rondo/coro/wait_operation.hpp>
+#include <rondo/dsl/entries.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -37,34 +38,8 @@ template <class T>
 class [[nodiscard]] claim {
  public:
   /// One slot of a claim, as iteration yields it: `for (auto [seq, ev] : c)`.
-  struct entry {
-    std::int64_t sequence;
-    T& event;
-  };
-
-  class iterator {
-   public:
-    using iterator_category = std::forward_iterator_tag;
-    using value_type = entry;
-    using difference_type = std::ptrdiff_t;
-    iterator() = default;
-    iterator(ring_buffer<T>* r, std::int64_t s) : ring_(r), seq_(s) {}
-    entry operator*() const { return {seq_, (*ring_)[seq_]}; }
-    iterator& operator++() {
-      ++seq_;
-      return *this;
-    }
-    iterator operator++(int) {
-      auto old = *this;
-      ++seq_;
-      return old;
-    }
-    bool operator==(const iterator& o) const { return seq_ == o.seq_; }
-
-   private:
-    ring_buffer<T>* ring_ = nullptr;
-    std::int64_t seq_ = 0;
-  };
+  using entry = sequenced<T>;
+  using iterator = detail::slot_iterator<T, true>;
 
   claim(claim&& o) noexcept : pub_(std::exchange(o.pub_, nullptr)), lo_(o.lo_), hi_(o.hi_) {}
   claim& operator=(claim&& o) noexcept {
