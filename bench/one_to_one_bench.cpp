@@ -225,6 +225,7 @@ void one_to_one_rondo_dsl(benchmark::State& state) {
 // spin_then_suspend with 1 << 14 spins: with one stage per core, spinning is the right call.
 struct summing_batch_stage {
   summing_stage* inner;
+  void on_start() { inner->on_start(); }
   rondo::task<> operator()(rondo::batch<std::int64_t> b) {
     for (auto [seq, ev] : b.entries()) (*inner)(ev, seq, false);
     co_return;
@@ -255,12 +256,6 @@ void one_to_one_rondo_coroutine(benchmark::State& state) {
     auto b = rondo::disruptor<std::int64_t>::builder();
     b.capacity(capacity).wait(policy).metrics();
     if constexpr (Async) {
-      // The pinning hook of summing_stage is not seen through the wrapper: pin from a first
-      // hop onto the executor.
-      rondo::sync_wait([&]() -> rondo::task<> {
-        co_await exec.schedule();
-        inner.on_start();
-      }());
       b.stage("sum", summing_batch_stage{&inner}).on(exec);
     } else {
       b.stage("sum", summing_ref{&inner}).on(exec);
@@ -268,6 +263,9 @@ void one_to_one_rondo_coroutine(benchmark::State& state) {
     auto d = b.build();
     d.start();
     out.ready.await();
+    // As in a real pipeline, the stage goes idle before the first event: it spins, then parks,
+    // and from then on publishes fence (wake_fence::publisher) or parks pay (parker).
+    while (d.sequencer_of().waits().waiters().size() == 0) std::this_thread::yield();
     const iteration_result r = measured(rondo_bench::time_region([&] {
       produce_claims(d.publisher(), n, batch);
       out.done.await();
@@ -275,8 +273,10 @@ void one_to_one_rondo_coroutine(benchmark::State& state) {
     d.drain();
     const rondo::stage_metrics_snapshot m = d.metrics().at(0).metrics;
     sum.add_stage(state, r, out.check.ok(n), m.events, m.batches, n);
+    gate = d.sequencer_of().waits().waiters().gate_active();
   }
   sum.report_stage(state, n);
+  state.counters["publish_fences"] = gate ? 1 : 0;
 }
 
 void one_to_one_rondo_core(benchmark::State& state) {
