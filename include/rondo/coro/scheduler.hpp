@@ -62,10 +62,25 @@ class scheduler_ref {
   template <class S>
     requires(scheduler<S> && !std::same_as<std::remove_cv_t<S>, scheduler_ref>)
   scheduler_ref(S& s) noexcept  // NOLINT(google-explicit-constructor): a reference, like S&
-      : obj_(&s), post_([](void* o, schedule_node& n) noexcept { static_cast<S*>(o)->post(n); }) {}
+      : obj_(&s), post_([](void* o, schedule_node& n) noexcept { static_cast<S*>(o)->post(n); }) {
+    if constexpr (requires(const S& c) {
+                    { c.has_pending() } noexcept -> std::convertible_to<bool>;
+                  }) {
+      pending_ = [](const void* o) noexcept -> bool {
+        return static_cast<const S*>(o)->has_pending();
+      };
+    }
+  }
 
   /// Posts to the referenced scheduler. Precondition: not empty.
   void post(schedule_node& n) const noexcept { post_(obj_, n); }
+
+  /// Whether the scheduler has other coroutines waiting to run (a hint, from its own thread;
+  /// false when the scheduler cannot tell). A wait skips its spinning when this is true: the
+  /// work it waits for may be one of them.
+  [[nodiscard]] bool has_pending() const noexcept {
+    return pending_ != nullptr && pending_(obj_);
+  }
 
   [[nodiscard]] explicit operator bool() const noexcept { return obj_ != nullptr; }
   [[nodiscard]] const void* address() const noexcept { return obj_; }
@@ -76,6 +91,7 @@ class scheduler_ref {
  private:
   void* obj_ = nullptr;
   void (*post_)(void*, schedule_node&) noexcept = nullptr;
+  bool (*pending_)(const void*) noexcept = nullptr;
 };
 
 namespace detail {
@@ -180,6 +196,8 @@ class manual_scheduler {
 
   /// Owner thread: whether anything is waiting to run.
   [[nodiscard]] bool idle() const noexcept { return ready_ == nullptr && incoming_.empty(); }
+  /// Owner thread: the opposite of idle() (see scheduler_ref::has_pending).
+  [[nodiscard]] bool has_pending() const noexcept { return !idle(); }
 
   /// `co_await s.schedule()` suspends the caller and resumes it from this scheduler.
   [[nodiscard]] auto schedule() noexcept { return schedule_operation<manual_scheduler>{*this}; }
@@ -231,6 +249,10 @@ class thread_scheduler {
   }
 
   [[nodiscard]] std::thread::id thread_id() const noexcept { return thread_.get_id(); }
+
+  /// Whether coroutines are posted and not yet taken (a hint; see scheduler_ref::has_pending).
+  /// Counts only posts since the thread last took its queue: those it is running now are not.
+  [[nodiscard]] bool has_pending() const noexcept { return !incoming_.empty(); }
 
   /// `co_await s.schedule()` moves the caller onto this scheduler's thread.
   [[nodiscard]] auto schedule() noexcept {

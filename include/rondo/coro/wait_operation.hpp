@@ -79,14 +79,17 @@ class suspending_wait {
   bool await_suspend(std::coroutine_handle<> h) {
     handle_ = h;
     const wait_phase ph = waits_->suspend_policy().phase(self().moment());
+    if (!sched_) sched_ = current_scheduler();
+    // Spinning while other coroutines wait on our scheduler would only delay them (and the work
+    // we wait for may be theirs): then go straight to yielding.
     for (std::uint32_t i = 0; i < ph.spins; ++i) {
+      if ((i & 63) == 0 && sched_.has_pending()) break;
       cpu_relax();
       if ((completed_ = self().poll())) {
         if (metrics_ != nullptr) metrics_->add_spin_success();
         return false;
       }
     }
-    if (!sched_) sched_ = current_scheduler();
     if (!sched_) {
       throw std::logic_error(
           "rondo: a coroutine wait must suspend but has no scheduler: run the coroutine on one "

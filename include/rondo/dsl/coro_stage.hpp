@@ -114,7 +114,7 @@ class coro_stage_runner final : public stage_runner {
 
   void start(std::function<void(const stage_error&)> on_failure) override {
     on_failure_ = std::move(on_failure);
-    frame_ = body().h;
+    frame_ = body().handle;
     started_ = true;
     start_node_.handle = frame_;
     sched_.post(start_node_);
@@ -175,7 +175,7 @@ class coro_stage_runner final : public stage_runner {
       // The body catches everything itself.
       void unhandled_exception() noexcept { std::terminate(); }
     };
-    std::coroutine_handle<promise_type> h;
+    std::coroutine_handle<promise_type> handle;
   };
 
   stage_coroutine body() {
