@@ -25,3 +25,4 @@
 #include <rondo/coro/task.hpp>
 #include <rondo/coro/wait_operation.hpp>
 #include <rondo/coro/when_all.hpp>
+#include <rondo/io/io_context.hpp>

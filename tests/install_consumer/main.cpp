@@ -1,6 +1,7 @@
 #include <rondo/rondo.hpp>
 
 #include <cstdio>
+#include <system_error>
 
 int main() {
   std::int64_t sum = 0;
@@ -15,5 +16,12 @@ int main() {
   }
   d.drain();
   std::printf("installed rondo works: sum = %lld\n", static_cast<long long>(sum));
+  // The compiled part (the io_uring executor) links and runs, where the host allows io_uring.
+  try {
+    rondo::io_context io;
+    std::printf("io_context up (setup flags 0x%x)\n", io.setup_flags());
+  } catch (const std::system_error& e) {
+    std::printf("io_context unavailable here: %s\n", e.what());
+  }
   return sum == 5050 ? 0 : 1;
 }
