@@ -256,7 +256,9 @@ void io_context::post(schedule_node& n) noexcept {
 }
 
 bool io_context::has_pending() const noexcept {
-  return impl_->ready_head != nullptr || !impl_->remote.empty();
+  // The local queue is the owner's; other threads see only the remote queue.
+  if (std::this_thread::get_id() == owner_ && impl_->ready_head != nullptr) return true;
+  return !impl_->remote.empty();
 }
 
 void io_context::stop() noexcept {

@@ -120,7 +120,8 @@ class io_context {
 
   /// Any thread; never allocates. Resumes the node on this context's thread.
   void post(schedule_node& n) noexcept;
-  /// A hint: posted work not yet taken (see scheduler_ref::has_pending).
+  /// A hint: posted work not yet run (see scheduler_ref::has_pending). Any thread; only the
+  /// owner sees its local queue.
   [[nodiscard]] bool has_pending() const noexcept;
 
   /// Runs until stop(): returns how many nodes ran. Owner thread.
