@@ -50,7 +50,7 @@ struct io_context::impl {
   alignas(detail::cache_line_size) std::atomic<bool> sleeping{false};
   std::atomic<bool> stopped{false};
   std::atomic<int> stoppers{0};  // stop() calls in progress (see stop())
-  unsigned unsubmitted = 0;
+  std::atomic<int> posters{0};   // remote post() calls in progress (see post())
 
   explicit impl(io_options o) : opts(o) {
     if (o.entries == 0 || o.entries > 32768 || (o.entries & (o.entries - 1)) != 0) {
@@ -95,7 +95,6 @@ struct io_context::impl {
       flush();
       s = io_uring_get_sqe(&ring);
     }
-    ++unsubmitted;
     return s;
   }
 
@@ -106,7 +105,8 @@ struct io_context::impl {
   }
 
   void flush() {
-    if (unsubmitted == 0) return;
+    // The SQ itself, not a counter: a partial submit leaves entries behind.
+    if (io_uring_sq_ready(&ring) == 0) return;
     for (;;) {
       const int r = io_uring_submit(&ring);
       if (r >= 0) break;
@@ -117,7 +117,6 @@ struct io_context::impl {
       }
       throw std::system_error(-r, std::system_category(), "rondo::io_context: io_uring_submit");
     }
-    unsubmitted = 0;
   }
 
   void push_ready(schedule_node& n) noexcept {
@@ -213,6 +212,11 @@ struct io_context::impl {
       return;
     }
     flush();
+    // flush() may have reaped (CQ overflow): then there is work and no reason to sleep.
+    if (ready_head != nullptr || io_uring_cq_ready(&ring) != 0) {
+      sleeping.store(false, std::memory_order_relaxed);
+      return;
+    }
     const int r = io_uring_submit_and_wait(&ring, 1);
     // Relaxed: only the owner reads its own flag back; posters re-check after their push.
     sleeping.store(false, std::memory_order_relaxed);
@@ -241,7 +245,10 @@ io_context::io_context(io_options opts)
 
 io_context::~io_context() {
   // Acquire: pairs with the release decrement at the end of stop().
-  while (impl_->stoppers.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  while (impl_->stoppers.load(std::memory_order_acquire) != 0 ||
+         impl_->posters.load(std::memory_order_acquire) != 0) {
+    std::this_thread::yield();
+  }
 }
 
 void io_context::post(schedule_node& n) noexcept {
@@ -249,10 +256,16 @@ void io_context::post(schedule_node& n) noexcept {
     impl_->push_ready(n);
     return;
   }
+  // Once pushed, the node may run and its coroutine may stop and destroy this context before
+  // we look at `sleeping`: the destructor waits for `posters` to drop to zero, and the
+  // decrement is our last touch (as in stop()). acq_rel: ordered before the push.
+  impl_->posters.fetch_add(1, std::memory_order_acq_rel);
   (void)impl_->remote.push(n);  // release CAS
   detail::seq_cst_fence();      // pairs with the fence in wait_for_work()
   // Relaxed: ordered by the fence above.
   if (impl_->sleeping.load(std::memory_order_relaxed)) impl_->ring_doorbell();
+  // Release: pairs with the acquire load in ~io_context().
+  impl_->posters.fetch_sub(1, std::memory_order_release);
 }
 
 bool io_context::has_pending() const noexcept {

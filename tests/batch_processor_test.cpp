@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <chrono>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -152,4 +155,41 @@ TEST_CASE("negative max_batch is rejected", "[batch_processor][deterministic]") 
                     "stage 'm': max_batch -3 is negative");
   CHECK_THROWS_WITH(proc_t(ring, b, h, rondo::stage_options{.linger_below = -1}, "m"),
                     "stage 'm': linger_below -1 is negative");
+}
+
+// Regression (found in review): at a drain, a producer whose claim landed after the close
+// settled publishes tombstones beyond the drain limit. Those count as available, so a stage at
+// limit + 1 used to loop on empty batches for ever instead of stopping.
+TEST_CASE("processor stops at the drain limit even when tombstones lie beyond it",
+          "[batch_processor][deterministic]") {
+  rondo::wait_strategy w{rondo::yielding{}};
+  rondo::ring_buffer<std::int64_t> ring(8);
+  rondo::multi_producer_sequencer mp(8, w);
+  rondo::sequence_barrier barrier(mp);
+  std::int64_t handled = 0;
+  rondo::batch_processor<std::int64_t, std::function<void(std::int64_t&, std::int64_t, bool)>>
+      proc(ring, barrier, [&](std::int64_t&, std::int64_t, bool) { ++handled; });
+  mp.add_gating_sequence(proc.position());
+  const std::int64_t hi = mp.reserve(5);
+  mp.publish(hi - 4, hi);                     // 0..4 published
+  barrier.set_limit(4);                       // the drain's final sequence
+  const std::int64_t late = mp.reserve(2);    // a claim that landed after the close settled
+  mp.abandon(late - 1, late);                 // tombstones 5, 6: beyond the limit
+  std::atomic<bool> returned{false};
+  std::thread t([&] {
+    proc.run();
+    // Release: pairs with the acquire load below.
+    returned.store(true, std::memory_order_release);
+  });
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  // Acquire: pairs with the release store above.
+  while (!returned.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::yield();
+  }
+  const bool stopped_by_itself = returned.load(std::memory_order_acquire);
+  barrier.alert();  // frees a stuck stage so the test ends either way
+  t.join();
+  CHECK(stopped_by_itself);
+  CHECK(handled == 5);
+  CHECK(proc.position().get() == 4);
 }

@@ -254,6 +254,9 @@ class batch_processor {
       if (opts.max_batch > 0 && hi - next >= opts.max_batch) hi = next + opts.max_batch - 1;
       // Never past a drain/close limit: what lies beyond is not part of this run.
       hi = std::min(hi, barrier_->limit());
+      // Past the drain limit (tombstones of claims abandoned at the close can be "available"
+      // beyond it): this run is over.
+      if (hi < next) return;
       detail::call_on_batch_start(core_.handler(), hi - next + 1);
       const std::int64_t stop_at = core_.handle(seqr, next, hi);
       if (stop_at != core_.no_failure) {

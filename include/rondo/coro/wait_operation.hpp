@@ -108,7 +108,9 @@ class suspending_wait {
       sched_.post(slow_->snode);  // nothing of ours is touched after this
       return true;
     }
-    return park();
+    if (park()) return true;
+    finish();  // ended while parking: disarm, count the time
+    return false;
   }
 
 
@@ -126,27 +128,37 @@ class suspending_wait {
 
   /// The caller's cancellation or deadline, if it ended the wait (cancelled / timed_out), else
   /// ready (meaning: look at the derived result).
-  [[nodiscard]] wait_status end_reason() const noexcept { return end_; }
+  [[nodiscard]] wait_status end_reason() const noexcept {
+    // Relaxed: read by the waiter after the state handshake ordered any canceller's write.
+    return end_.load(std::memory_order_relaxed);
+  }
 
  private:
   Derived& self() noexcept { return static_cast<Derived&>(*this); }
   waiter_registry& registry() noexcept { return self().registry(); }
 
-  // A coroutine destroyed while parked (not the normal path: shutdown wakes every waiter).
+  // The operation goes away with its slow-path state built. Normally it is finished (nothing
+  // armed, not linked). A coroutine destroyed while parked is not supported (a waker may
+  // already hold the node): the cancellation sources are disarmed first so none of them can
+  // start a wake-up, then the node is withdrawn.
   [[gnu::noinline]] void cleanup() noexcept {
-    if (slow_->parked) (void)registry().remove(slow_->node);
     if (slow_->timer_armed) timer_service::instance().disarm(slow_->timer);
+    slow_->stop_cb.reset();
+    if (slow_->parked) (void)registry().remove(slow_->node);
   }
 
   // Has the caller's stop token or deadline ended the wait? Records why.
+  // end_ is atomic: a canceller (timer thread, stop callback) that unlinked the node writes it
+  // while the waiter, re-parking, may be reading it here. Relaxed: the state exchange orders
+  // what matters; a cancel noticed one poll late is still noticed.
   bool ended_by_caller() noexcept {
-    if (end_ != wait_status::ready) return true;
+    if (end_.load(std::memory_order_relaxed) != wait_status::ready) return true;
     if (stop_.stop_possible() && stop_.stop_requested()) {
-      end_ = wait_status::cancelled;
+      end_.store(wait_status::cancelled, std::memory_order_relaxed);
       return true;
     }
     if (deadline_ != clock::time_point::max() && clock::now() >= deadline_) {
-      end_ = wait_status::timed_out;
+      end_.store(wait_status::timed_out, std::memory_order_relaxed);
       return true;
     }
     return false;
@@ -229,7 +241,8 @@ class suspending_wait {
   void cancel(wait_status why) noexcept {
     // Not parked: the next poll (on_step, on_wake, park's re-check) sees the cause itself.
     if (!registry().remove(slow_->node)) return;
-    end_ = why;
+    // Relaxed: published to the waiter by the acq_rel exchange in wake_from_outside().
+    end_.store(why, std::memory_order_relaxed);
     wake_from_outside();
   }
 
@@ -342,7 +355,7 @@ class suspending_wait {
   std::stop_token stop_;
   stage_metrics* metrics_;
   std::coroutine_handle<> handle_;
-  wait_status end_ = wait_status::ready;
+  std::atomic<wait_status> end_{wait_status::ready};
   bool completed_ = false;  // poll() returned true: the derived result is final
   std::optional<slow_state> slow_;
 };

@@ -143,6 +143,10 @@ class consumer {
       return std::nullopt;
     }
     std::int64_t hi = std::min(r.available, barrier_->limit());
+    if (hi < next_) {  // past the drain limit (tombstones beyond it can look available)
+      ended_ = true;
+      return std::nullopt;
+    }
     if (max_batch_ > 0 && hi - next_ >= max_batch_) hi = next_ + max_batch_ - 1;
     const sequencer& seqr = barrier_->source();
     // Tombstones exist only with several producers, after a claim was dropped.

@@ -249,6 +249,9 @@ class coro_stage_runner final : public stage_runner {
       }
       if (opts.max_batch > 0 && hi - next >= opts.max_batch) hi = next + opts.max_batch - 1;
       hi = std::min(hi, barrier_.limit());
+      // Past the drain limit (tombstones of claims abandoned at the close can be "available"
+      // beyond it): this run is over.
+      if (hi < next) co_return;
       call_on_batch_start(core_.handler(), hi - next + 1);
       std::int64_t stop_at = batch_core<T, H>::no_failure;
       if constexpr (K == coro_kind::sync) {
