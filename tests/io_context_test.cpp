@@ -113,7 +113,8 @@ TEST_CASE("io_context: a post from another thread wakes a sleeping context",
     while (done.load(std::memory_order_acquire) <= i) std::this_thread::yield();
     if (i % 100 == 0) std::this_thread::sleep_for(200us);  // let it fall asleep sometimes
   }
-  CHECK(done.load() == rounds);
+  // Acquire: pairs with the release increments of the hops.
+  CHECK(done.load(std::memory_order_acquire) == rounds);
 }
 
 TEST_CASE("io_context: read, write, fsync, fdatasync on a file", "[io][deterministic]") {

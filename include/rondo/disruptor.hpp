@@ -528,22 +528,8 @@ class disruptor<T>::builder {
   template <class H>
     requires event_handler<H, T>
   builder& stage(std::string name, H handler, after_t deps = {}, stage_options opts = {}) {
-    auto h = std::make_shared<H>(std::move(handler));
-    specs_.push_back(spec{std::move(name), std::move(deps.names),
-                          [h, opts](ring_buffer<T>& ring, const sequencer& seqr,
-                                    std::vector<const sequence*> d, const std::string& n,
-                                    bool metrics,
-                                    scheduler_ref s) -> std::unique_ptr<detail::stage_runner> {
-                            if (s) {
-                              return std::make_unique<
-                                  detail::coro_stage_runner<T, H, detail::coro_kind::sync>>(
-                                  ring, seqr, std::move(d), std::move(*h), opts, n, metrics, s);
-                            }
-                            return std::make_unique<detail::thread_stage_runner<T, H>>(
-                                ring, seqr, std::move(d), std::move(*h), opts, n, metrics);
-                          },
-                          {}, false});
-    return *this;
+    return add_stage<H, detail::coro_kind::sync>(std::move(name), std::move(handler),
+                                                 std::move(deps), std::move(opts));
   }
 
   /// An async batch stage: `task<> handler(rondo::batch<T>)` is awaited once per batch and the
@@ -553,7 +539,7 @@ class disruptor<T>::builder {
   template <class H>
     requires(async_batch_handler<H, T> && !event_handler<H, T>)
   builder& stage(std::string name, H handler, after_t deps = {}, stage_options opts = {}) {
-    return coroutine_stage<H, detail::coro_kind::async>(std::move(name), std::move(handler),
+    return add_stage<H, detail::coro_kind::async>(std::move(name), std::move(handler),
                                                         std::move(deps), std::move(opts));
   }
 
@@ -562,7 +548,7 @@ class disruptor<T>::builder {
   template <class H>
     requires(pull_handler<H, T> && !event_handler<H, T> && !async_batch_handler<H, T>)
   builder& stage(std::string name, H handler, after_t deps = {}, stage_options opts = {}) {
-    return coroutine_stage<H, detail::coro_kind::pull>(std::move(name), std::move(handler),
+    return add_stage<H, detail::coro_kind::pull>(std::move(name), std::move(handler),
                                                        std::move(deps), std::move(opts));
   }
 
@@ -672,18 +658,26 @@ class disruptor<T>::builder {
     bool needs_scheduler = false;  // async and pull-loop handlers
   };
 
+  // Every handler stage: a coroutine when it has a scheduler (set by on()), else, for a sync
+  // handler, a thread of its own. Async and pull-loop handlers need a scheduler (build() checks).
   template <class H, detail::coro_kind K>
-  builder& coroutine_stage(std::string name, H handler, after_t deps, stage_options opts) {
+  builder& add_stage(std::string name, H handler, after_t deps, stage_options opts) {
     auto h = std::make_shared<H>(std::move(handler));
     specs_.push_back(spec{std::move(name), std::move(deps.names),
                           [h, opts](ring_buffer<T>& ring, const sequencer& seqr,
                                     std::vector<const sequence*> d, const std::string& n,
                                     bool metrics,
                                     scheduler_ref s) -> std::unique_ptr<detail::stage_runner> {
+                            if constexpr (K == detail::coro_kind::sync) {
+                              if (!s) {
+                                return std::make_unique<detail::thread_stage_runner<T, H>>(
+                                    ring, seqr, std::move(d), std::move(*h), opts, n, metrics);
+                              }
+                            }
                             return std::make_unique<detail::coro_stage_runner<T, H, K>>(
                                 ring, seqr, std::move(d), std::move(*h), opts, n, metrics, s);
                           },
-                          {}, false, true});
+                          {}, false, K != detail::coro_kind::sync});
     return *this;
   }
 
