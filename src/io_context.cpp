@@ -9,6 +9,8 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <deque>
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -20,7 +22,19 @@ namespace rondo {
 
 namespace {
 
-constexpr std::uint64_t doorbell_tag = 1;  // user_data of the doorbell read; ops use their address
+// user_data of a completion: an operation's address (aligned to 8) with a tag in the low bits,
+// or one of two constants (no object has address 0).
+constexpr std::uint64_t doorbell_tag = 1;  // the doorbell's eventfd read
+constexpr std::uint64_t ignore_tag = 2;    // completions nobody waits for
+constexpr std::uint64_t tag_mask = 7;
+constexpr std::uint64_t op_main = 0;       // an io_operation's own completion
+constexpr std::uint64_t op_timeout = 1;    // its linked timeout
+constexpr std::uint64_t op_cancel = 2;     // its ASYNC_CANCEL
+constexpr std::uint64_t op_multishot = 3;  // a multishot_acceptor's accept
+
+std::uint64_t tagged(const void* p, std::uint64_t tag) noexcept {
+  return reinterpret_cast<std::uint64_t>(p) | tag;
+}
 
 [[noreturn]] void throw_setup_error(int err) {
   std::string why = std::strerror(err);
@@ -34,7 +48,57 @@ constexpr std::uint64_t doorbell_tag = 1;  // user_data of the doorbell read; op
                           "rondo::io_context: io_uring_setup failed: " + why + hint);
 }
 
+
+thread_local io_context* running_context = nullptr;
+
+// Marks the calling thread as running `c` (nested runs restore the outer one).
+class running_scope {
+ public:
+  explicit running_scope(io_context& c) noexcept : saved_(std::exchange(running_context, &c)) {}
+  running_scope(const running_scope&) = delete;
+  running_scope& operator=(const running_scope&) = delete;
+  ~running_scope() { running_context = saved_; }
+
+ private:
+  io_context* saved_;
+};
+
 }  // namespace
+
+io_context* current_io_context_or_null() noexcept { return running_context; }
+
+io_context& current_io_context() {
+  if (running_context == nullptr) {
+    throw std::logic_error(
+        "rondo::current_io_context(): this thread is not running an io_context");
+  }
+  return *running_context;
+}
+
+namespace detail {
+// A multishot accept's state. On the heap, not in a frame: the kernel may still post
+// completions for it after the acceptor is gone (it is then orphaned, and the context frees it
+// when the last completion, the one without IORING_CQE_F_MORE, arrives, or at its own end).
+struct multishot_state {
+  io_context* ctx = nullptr;
+  int fd = -1;
+  unsigned flags = 0;
+  bool armed = false;     // a multishot accept is in the kernel
+  bool orphaned = false;  // the acceptor is gone
+  bool waiting = false;   // a next() is suspended on `waiter`
+  std::deque<int> results;
+  schedule_node waiter{};
+  multishot_state* prev_orphan = nullptr;
+  multishot_state* next_orphan = nullptr;
+};
+
+void io_canceller::operator()() const noexcept {
+  // Runs on the thread that requested stop. Release: pairs with the acquire load in
+  // on_main(), which must know a cancel node is on its way before it lets the operation go.
+  op->cancel_posted_.store(true, std::memory_order_release);
+  op->ctx_->post(op->cancel_node_);
+}
+}  // namespace detail
 
 struct io_context::impl {
   io_uring ring{};
@@ -45,6 +109,14 @@ struct io_context::impl {
   // Owner-only FIFO of ready nodes.
   schedule_node* ready_head = nullptr;
   schedule_node* ready_tail = nullptr;
+  // Owner-only: completions the kernel owes us (ops, their timeouts and cancels, multishot
+  // accepts), and operations waiting for room (in_flight_cap = entries; the CQ has 2x entries).
+  std::size_t in_flight = 0;
+  std::size_t in_flight_cap = 0;
+  io_operation* backlog_head = nullptr;
+  io_operation* backlog_tail = nullptr;
+  std::size_t backlog_size = 0;
+  detail::multishot_state* orphans = nullptr;
   detail::intrusive_mpsc_queue remote;
   // Written by the owner around its kernel sleep, read by posters (Dekker with their push).
   alignas(detail::cache_line_size) std::atomic<bool> sleeping{false};
@@ -53,15 +125,16 @@ struct io_context::impl {
   std::atomic<int> posters{0};   // remote post() calls in progress (see post())
 
   explicit impl(io_options o) : opts(o) {
-    if (o.entries == 0 || o.entries > 32768 || (o.entries & (o.entries - 1)) != 0) {
+    if (o.entries < 2 || o.entries > 32768 || (o.entries & (o.entries - 1)) != 0) {
       throw std::invalid_argument("io_options::entries " + std::to_string(o.entries) +
-                                  " must be a power of two in [1, 32768]");
+                                  " must be a power of two in [2, 32768]");
     }
     if (o.idle_spin.count() < 0) {
       throw std::invalid_argument("io_options::idle_spin " + std::to_string(o.idle_spin.count()) +
                                   " us is negative");
     }
     const unsigned candidates[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+                                   IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
                                    IORING_SETUP_COOP_TASKRUN, 0U};
     int err = 0;
     for (unsigned f : candidates) {
@@ -75,6 +148,7 @@ struct io_context::impl {
       if (err != -EINVAL) break;  // only "flag unknown" is worth another try
     }
     if (err != 0) throw_setup_error(-err);
+    in_flight_cap = o.entries;
     doorbell = ::eventfd(0, EFD_CLOEXEC);
     if (doorbell < 0) {
       const int e = errno;
@@ -85,8 +159,17 @@ struct io_context::impl {
   }
 
   ~impl() {
+    // Ring exit cancels whatever is still in the kernel; orphaned acceptors die with it.
     io_uring_queue_exit(&ring);
     ::close(doorbell);
+    while (orphans != nullptr) {
+      detail::multishot_state* n = orphans->next_orphan;
+      for (int fd : orphans->results) {
+        if (fd >= 0) ::close(fd);
+      }
+      delete orphans;
+      orphans = n;
+    }
   }
 
   io_uring_sqe* sqe() {
@@ -125,27 +208,281 @@ struct io_context::impl {
     ready_tail = &n;
   }
 
+  // ---- Submission
+
+  void start(io_operation& op) {
+    if (backlog_head != nullptr || in_flight + needed(op) > in_flight_cap) {
+      op.in_backlog_ = true;
+      op.backlog_next_ = nullptr;
+      if (backlog_tail != nullptr) backlog_tail->backlog_next_ = &op; else backlog_head = &op;
+      backlog_tail = &op;
+      ++backlog_size;
+      return;
+    }
+    prep(op);
+  }
+
+  static std::size_t needed(const io_operation& op) noexcept {
+    return op.req_.timeout_ns >= 0 ? 2 : 1;
+  }
+
+  // Moves backlog operations into the kernel while there is room (after completions).
+  void drain_backlog() {
+    while (backlog_head != nullptr && in_flight + needed(*backlog_head) <= in_flight_cap) {
+      io_operation& op = *backlog_head;
+      backlog_head = op.backlog_next_;
+      if (backlog_head == nullptr) backlog_tail = nullptr;
+      --backlog_size;
+      op.in_backlog_ = false;
+      prep(op);
+    }
+  }
+
+  bool remove_from_backlog(io_operation& op) noexcept {
+    io_operation* prev = nullptr;
+    for (io_operation* p = backlog_head; p != nullptr; prev = p, p = p->backlog_next_) {
+      if (p != &op) continue;
+      if (prev != nullptr) prev->backlog_next_ = p->backlog_next_; else backlog_head = p->backlog_next_;
+      if (backlog_tail == p) backlog_tail = prev;
+      --backlog_size;
+      op.in_backlog_ = false;
+      return true;
+    }
+    return false;
+  }
+
+  void prep(io_operation& op) {
+    const bool linked = op.req_.timeout_ns >= 0;
+    // A linked pair must enter the kernel in one submission: a link cut at the end of a
+    // submit would drop the timeout.
+    if (linked && io_uring_sq_space_left(&ring) < 2) flush();
+    io_uring_sqe* s = sqe();
+    const detail::io_request& r = op.req_;
+    switch (r.kind) {
+      case detail::io_kind::read:
+        io_uring_prep_read(s, r.fd, r.buf, static_cast<unsigned>(r.len), r.offset);
+        break;
+      case detail::io_kind::write:
+        io_uring_prep_write(s, r.fd, r.buf, static_cast<unsigned>(r.len), r.offset);
+        break;
+      case detail::io_kind::readv:
+        io_uring_prep_readv(s, r.fd, static_cast<const ::iovec*>(r.buf),
+                            static_cast<unsigned>(r.len), r.offset);
+        break;
+      case detail::io_kind::writev:
+        io_uring_prep_writev(s, r.fd, static_cast<const ::iovec*>(r.buf),
+                             static_cast<unsigned>(r.len), r.offset);
+        break;
+      case detail::io_kind::fsync:
+        io_uring_prep_fsync(s, r.fd, 0);
+        break;
+      case detail::io_kind::fdatasync:
+        io_uring_prep_fsync(s, r.fd, IORING_FSYNC_DATASYNC);
+        break;
+      case detail::io_kind::sleep:
+      case detail::io_kind::sleep_until:
+        op.ts_.tv_sec = r.time_ns / 1'000'000'000;
+        op.ts_.tv_nsec = r.time_ns % 1'000'000'000;
+        io_uring_prep_timeout(s, &op.ts_, 0,
+                              r.kind == detail::io_kind::sleep_until ? IORING_TIMEOUT_ABS : 0U);
+        break;
+      case detail::io_kind::openat:
+        io_uring_prep_openat(s, r.fd, static_cast<const char*>(r.buf), static_cast<int>(r.flags),
+                             r.mode);
+        break;
+      case detail::io_kind::close:
+        io_uring_prep_close(s, r.fd);
+        break;
+      case detail::io_kind::accept:
+        io_uring_prep_accept(s, r.fd, static_cast<::sockaddr*>(r.buf),
+                             static_cast<::socklen_t*>(r.out), static_cast<int>(r.flags));
+        break;
+      case detail::io_kind::connect:
+        io_uring_prep_connect(s, r.fd, static_cast<const ::sockaddr*>(r.buf),
+                              static_cast<::socklen_t>(r.len));
+        break;
+      case detail::io_kind::recv:
+        io_uring_prep_recv(s, r.fd, r.buf, r.len, static_cast<int>(r.flags));
+        break;
+      case detail::io_kind::send:
+        io_uring_prep_send(s, r.fd, r.buf, r.len, static_cast<int>(r.flags));
+        break;
+      case detail::io_kind::nop:
+        io_uring_prep_nop(s);
+        break;
+    }
+    io_uring_sqe_set_data64(s, tagged(&op, op_main));
+    op.pending_ = 1;
+    ++in_flight;
+    if (linked) {
+      s->flags |= IOSQE_IO_LINK;
+      op.link_ts_.tv_sec = r.timeout_ns / 1'000'000'000;
+      op.link_ts_.tv_nsec = r.timeout_ns % 1'000'000'000;
+      io_uring_sqe* t = sqe();
+      io_uring_prep_link_timeout(t, &op.link_ts_, 0);
+      io_uring_sqe_set_data64(t, tagged(&op, op_timeout));
+      ++op.pending_;
+      ++in_flight;
+    }
+  }
+
+  // ---- Completion
+
   // Moves finished I/O to the ready queue; returns how many completions it saw.
   std::size_t reap() {
     if ((flags & IORING_SETUP_DEFER_TASKRUN) != 0) (void)io_uring_get_events(&ring);
     std::size_t n = 0;
     io_uring_cqe* cqe = nullptr;
     while (io_uring_peek_cqe(&ring, &cqe) == 0 && cqe != nullptr) {
-      const std::uint64_t tag = io_uring_cqe_get_data64(cqe);
+      const std::uint64_t data = io_uring_cqe_get_data64(cqe);
       const int res = cqe->res;
+      const unsigned cflags = cqe->flags;
       io_uring_cqe_seen(&ring, cqe);
       ++n;
-      if (tag == doorbell_tag) {
+      if (data == doorbell_tag) {
         arm_doorbell();
         continue;
       }
-      auto* op = reinterpret_cast<io_operation*>(tag);
-      complete(*op, res);
+      if (data == ignore_tag) continue;
+      void* obj = reinterpret_cast<void*>(data & ~tag_mask);
+      switch (data & tag_mask) {
+        case op_main: on_main(*static_cast<io_operation*>(obj), res); break;
+        case op_timeout: on_timeout(*static_cast<io_operation*>(obj), res); break;
+        case op_cancel: on_cancel(*static_cast<io_operation*>(obj)); break;
+        case op_multishot:
+          on_multishot(*static_cast<detail::multishot_state*>(obj), res, cflags);
+          break;
+        default: break;
+      }
     }
+    if (backlog_head != nullptr) drain_backlog();
     return n;
   }
 
-  static void complete(io_operation& op, int res) noexcept;
+  void on_main(io_operation& op, int res) noexcept {
+    --in_flight;
+    op.res_ = res;
+    op.main_done_ = true;
+    --op.pending_;
+    // After this reset no stop callback runs any more (the destructor waits for one running on
+    // another thread). Acquire: pairs with the release store in io_canceller, so a cancel node
+    // already posted is known and waited for: it points at this operation.
+    op.on_stop_.reset();
+    if (op.cancel_posted_.load(std::memory_order_acquire) && !op.cancel_ran_) ++op.pending_;
+    finish_if_done(op);
+  }
+
+  void on_timeout(io_operation& op, int res) noexcept {
+    --in_flight;
+    if (res == -ETIME) op.timed_out_ = true;  // it fired (else -ECANCELED / -ENOENT: too late)
+    --op.pending_;
+    finish_if_done(op);
+  }
+
+  void on_cancel(io_operation& op) noexcept {
+    --in_flight;
+    --op.pending_;
+    finish_if_done(op);
+  }
+
+  void finish_if_done(io_operation& op) noexcept {
+    if (op.pending_ != 0) return;
+    const bool sleeping_op =
+        op.req_.kind == detail::io_kind::sleep || op.req_.kind == detail::io_kind::sleep_until;
+    // A sleep that expires reports -ETIME: for sleep_for/sleep_until that is success.
+    if (sleeping_op && op.res_ == -ETIME && !op.timed_out_) op.res_ = 0;
+    // A linked timeout that fired cancels the operation: report the timeout, not the cancel.
+    if (op.timed_out_ && (op.res_ == -ECANCELED || op.res_ == -EINTR)) op.res_ = -ETIME;
+    op.node_.callback = nullptr;
+    push_ready(op.node_);
+  }
+
+  // The cancel node, on the owner thread (posted by io_canceller).
+  void cancel(io_operation& op) {
+    op.cancel_ran_ = true;
+    if (op.main_done_) {  // completed first: on_main() waited for this node
+      --op.pending_;
+      finish_if_done(op);
+      return;
+    }
+    if (op.in_backlog_) {  // never reached the kernel
+      (void)remove_from_backlog(op);
+      op.on_stop_.reset();
+      op.res_ = -ECANCELED;
+      op.main_done_ = true;
+      finish_if_done(op);
+      return;
+    }
+    io_uring_sqe* s = sqe();
+    io_uring_prep_cancel64(s, tagged(&op, op_main), 0);
+    io_uring_sqe_set_data64(s, tagged(&op, op_cancel));
+    ++op.pending_;
+    ++in_flight;
+  }
+
+  // ---- Multishot accept
+
+  void arm_multishot(detail::multishot_state& st) {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_multishot_accept(s, st.fd, nullptr, nullptr, static_cast<int>(st.flags));
+    io_uring_sqe_set_data64(s, tagged(&st, op_multishot));
+    st.armed = true;
+    ++in_flight;
+  }
+
+  void on_multishot(detail::multishot_state& st, int res, unsigned cflags) {
+    const bool more = (cflags & IORING_CQE_F_MORE) != 0;
+    if (!more) {
+      st.armed = false;
+      --in_flight;
+    }
+    if (st.orphaned) {
+      if (res >= 0) ::close(res);
+      if (!more) {
+        unlink_orphan(st);
+        delete &st;
+      }
+      return;
+    }
+    // A multishot that ended with -ECANCELED after a re-arm race is not news for the user.
+    if (!(res == -ECANCELED && !more)) st.results.push_back(res);
+    if (st.waiting && !st.results.empty()) {
+      st.waiting = false;
+      push_ready(st.waiter);
+    } else if (st.waiting && !st.armed) {
+      arm_multishot(st);
+    }
+  }
+
+  void orphan(detail::multishot_state& st) noexcept {
+    st.orphaned = true;
+    for (int fd : st.results) {
+      if (fd >= 0) ::close(fd);
+    }
+    st.results.clear();
+    if (!st.armed) {
+      delete &st;
+      return;
+    }
+    st.next_orphan = orphans;
+    if (orphans != nullptr) orphans->prev_orphan = &st;
+    orphans = &st;
+    try {
+      io_uring_sqe* s = sqe();
+      io_uring_prep_cancel64(s, tagged(&st, op_multishot), 0);
+      io_uring_sqe_set_data64(s, ignore_tag);
+    } catch (...) {
+      // Submitting failed: the accept stays armed until the ring exits; its connections are
+      // closed as they come (orphaned).
+    }
+  }
+
+  void unlink_orphan(detail::multishot_state& st) noexcept {
+    if (st.prev_orphan != nullptr) st.prev_orphan->next_orphan = st.next_orphan; else orphans = st.next_orphan;
+    if (st.next_orphan != nullptr) st.next_orphan->prev_orphan = st.prev_orphan;
+  }
+
+  // ---- The loop
 
   // Takes the remote queue into the local one.
   bool take_remote() noexcept {
@@ -165,6 +502,7 @@ struct io_context::impl {
     schedule_node* batch = ready_head;
     ready_head = ready_tail = nullptr;
     const scheduler_scope scope(self);
+    const running_scope running(self);
     while (batch != nullptr) {
       schedule_node* n = batch;
       batch = n->next;
@@ -194,12 +532,19 @@ struct io_context::impl {
     const auto until = std::chrono::steady_clock::now() + opts.idle_spin;
     for (std::uint32_t i = 0;; ++i) {
       if (!idle() || stopped.load(std::memory_order_relaxed)) return;
-      if ((flags & IORING_SETUP_DEFER_TASKRUN) != 0 && (i & 63) == 63) {
-        // Completions of a DEFER_TASKRUN ring appear only when the owner asks for them.
-        (void)io_uring_get_events(&ring);
-        if (io_uring_cq_ready(&ring) != 0) return;
+      if ((i & 63) == 63) {
+        if ((flags & IORING_SETUP_DEFER_TASKRUN) != 0) {
+          // Completions of a DEFER_TASKRUN ring appear only when the owner asks for them.
+          (void)io_uring_get_events(&ring);
+          if (io_uring_cq_ready(&ring) != 0) return;
+        } else if ((flags & IORING_SETUP_TASKRUN_FLAG) != 0 &&
+                   (IO_URING_READ_ONCE(*ring.sq.kflags) & IORING_SQ_TASKRUN) != 0) {
+          // COOP_TASKRUN: the kernel has task work for us that only an enter will run.
+          (void)io_uring_get_events(&ring);
+          if (io_uring_cq_ready(&ring) != 0) return;
+        }
+        if (std::chrono::steady_clock::now() >= until) break;
       }
-      if ((i & 63) == 63 && std::chrono::steady_clock::now() >= until) break;
       detail::cpu_relax();
     }
     // Relaxed store, then a fence: pairs with the fence in post() (Dekker): either the poster
@@ -232,13 +577,6 @@ struct io_context::impl {
     (void)!::write(doorbell, &one, sizeof one);
   }
 };
-
-void io_context::impl::complete(io_operation& op, int res) noexcept {
-  // A timeout that expires reports -ETIME: for sleep_for that is success.
-  op.res_ = (op.kind_ == detail::io_kind::sleep && res == -ETIME) ? 0 : res;
-  op.node_.callback = nullptr;
-  op.ctx_->impl_->push_ready(op.node_);
-}
 
 io_context::io_context(io_options opts)
     : impl_(std::make_unique<impl>(opts)), owner_(std::this_thread::get_id()) {}
@@ -293,6 +631,11 @@ void io_context::restart() noexcept {
   impl_->stopped.store(false, std::memory_order_relaxed);
 }
 
+bool io_context::stopped() const noexcept {
+  // Acquire: pairs with the release store in stop().
+  return impl_->stopped.load(std::memory_order_acquire);
+}
+
 namespace {
 void check_owner(const io_context& c, const char* what) {
   if (std::this_thread::get_id() != c.owner()) {
@@ -339,6 +682,7 @@ bool io_context::run_one() {
       impl_->ready_head = n->next;
       if (impl_->ready_head == nullptr) impl_->ready_tail = nullptr;
       const scheduler_scope scope(*this);
+      const running_scope running(*this);
       n->run();
       impl_->flush();
       return true;
@@ -350,44 +694,86 @@ bool io_context::run_one() {
 
 unsigned io_context::setup_flags() const noexcept { return impl_->flags; }
 int io_context::native_handle() const noexcept { return impl_->ring.ring_fd; }
+std::size_t io_context::in_flight() const noexcept { return impl_->in_flight; }
+std::size_t io_context::backlog() const noexcept { return impl_->backlog_size; }
 
-void io_context::submit(io_operation& op) {
-  io_uring_sqe* s = impl_->sqe();
-  switch (op.kind_) {
-    case detail::io_kind::read:
-      io_uring_prep_read(s, op.fd_, op.buf_, static_cast<unsigned>(op.len_), op.offset_);
-      break;
-    case detail::io_kind::write:
-      io_uring_prep_write(s, op.fd_, op.buf_, static_cast<unsigned>(op.len_), op.offset_);
-      break;
-    case detail::io_kind::fsync:
-      io_uring_prep_fsync(s, op.fd_, 0);
-      break;
-    case detail::io_kind::fdatasync:
-      io_uring_prep_fsync(s, op.fd_, IORING_FSYNC_DATASYNC);
-      break;
-    case detail::io_kind::sleep:
-      io_uring_prep_timeout(s, &op.timeout_, 0, 0);
-      break;
-  }
-  io_uring_sqe_set_data64(s, reinterpret_cast<std::uint64_t>(&op));
-}
+void io_context::start(io_operation& op) { impl_->start(op); }
+void io_context::cancel(io_operation& op) { impl_->cancel(op); }
 
-void io_operation::await_suspend(std::coroutine_handle<> h) {
+bool io_operation::await_suspend(std::coroutine_handle<> h) {
   check_owner(*ctx_, name());
+  if (req_.stop.stop_requested()) {  // nothing submitted: nothing to wait for
+    res_ = -ECANCELED;
+    return false;
+  }
   node_.handle = h;
-  ctx_->submit(*this);  // submitted with the loop's next batch (one io_uring_enter per round)
+  ctx_->start(*this);  // submitted with the loop's next batch (one io_uring_enter per round)
+  if (req_.stop.stop_possible()) {
+    cancel_node_.op = this;
+    cancel_node_.callback = [](schedule_node& n) noexcept {
+      io_operation& op = *static_cast<detail::io_cancel_node&>(n).op;
+      try {
+        op.ctx_->cancel(op);
+      } catch (...) {
+        // No SQE could be submitted (the ring is failing): the operation completes on its own.
+      }
+    };
+    // May run the canceller at once (stop requested meanwhile): it posts to our own queue.
+    on_stop_.emplace(req_.stop, detail::io_canceller{this});
+  }
+  return true;
 }
 
 const char* io_operation::name() const noexcept {
-  switch (kind_) {
+  switch (req_.kind) {
     case detail::io_kind::read: return "read";
     case detail::io_kind::write: return "write";
+    case detail::io_kind::readv: return "readv";
+    case detail::io_kind::writev: return "writev";
     case detail::io_kind::fsync: return "fsync";
     case detail::io_kind::fdatasync: return "fdatasync";
     case detail::io_kind::sleep: return "sleep_for";
+    case detail::io_kind::sleep_until: return "sleep_until";
+    case detail::io_kind::openat: return "openat";
+    case detail::io_kind::close: return "close";
+    case detail::io_kind::accept: return "accept";
+    case detail::io_kind::connect: return "connect";
+    case detail::io_kind::recv: return "recv";
+    case detail::io_kind::send: return "send";
+    case detail::io_kind::nop: return "nop";
   }
   return "io";
+}
+
+// ---- multishot_acceptor
+
+multishot_acceptor::multishot_acceptor(io_context& ctx, int listen_fd, unsigned flags)
+    : s_(new detail::multishot_state) {
+  s_->ctx = &ctx;
+  s_->fd = listen_fd;
+  s_->flags = flags;
+}
+
+multishot_acceptor::~multishot_acceptor() { s_->ctx->impl_->orphan(*s_); }
+
+bool accept_next_operation::await_ready() const noexcept { return !s_->results.empty(); }
+
+bool accept_next_operation::await_suspend(std::coroutine_handle<> h) {
+  check_owner(*s_->ctx, "accept_multishot");
+  if (s_->waiting) {
+    throw std::logic_error("rondo::multishot_acceptor::next(): another next() is already waiting");
+  }
+  s_->waiter.handle = h;
+  s_->waiter.callback = nullptr;
+  s_->waiting = true;
+  if (!s_->armed) s_->ctx->impl_->arm_multishot(*s_);
+  return true;
+}
+
+io_result accept_next_operation::await_resume() noexcept {
+  const int res = s_->results.front();
+  s_->results.pop_front();
+  return {res, "accept_multishot", s_->fd};
 }
 
 }  // namespace rondo

@@ -194,7 +194,7 @@ TEST_CASE("io_context: sleep_for completes; I/O from a foreign thread is refused
   });
   other.join();
   CHECK(refused);
-  CHECK_THROWS_AS(rondo::io_context(rondo::io_options{.entries = 3}), std::invalid_argument);
+  CHECK_THROWS_AS(rondo::io_context(rondo::io_options{.entries = 3, .idle_spin = std::chrono::microseconds(50)}), std::invalid_argument);
 }
 
 TEST_CASE("journal stage on an io_context: write + fdatasync per batch, in order, before "

@@ -44,6 +44,7 @@
 #include <cstdlib>
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -51,6 +52,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -72,6 +74,9 @@ template <class... Names>
 struct close_report {
   std::int64_t published = 0;    ///< events published (claims given back are not counted)
   std::int64_t unprocessed = 0;  ///< published events not handled by every stage
+  /// Stages that halted on a handler failure (an I/O cancelled by the close, say: its batch is
+  /// among the unprocessed events). join() rethrows the first failure.
+  int failed_stages = 0;
 };
 
 /// One stage's name, position and counters.
@@ -315,6 +320,8 @@ class disruptor {
         std::lock_guard lk(failure_mu);
         if (!failure) failure = e;
       }
+      // Release: pairs with the acquire load in close().
+      failures.fetch_add(1, std::memory_order_release);
       // Pairs with the acquire loads in drain_until()/close() waits.
       halted.store(true, std::memory_order_release);
       seqr->close();
@@ -389,6 +396,8 @@ class disruptor {
       if (ph == phase::closed) throw std::logic_error("disruptor::close(): already closed");
       ph = phase::closed;
       seqr->close();
+      // I/O in flight in coroutine stages that passed the token to .cancel_on() ends now.
+      closing_source.request_stop();
       // Waits for claims already granted: their producers are filling them right now.
       final_sequence = *seqr->settle_until(wait_strategy::clock::time_point::max());
       for (auto& r : runners) {
@@ -413,6 +422,8 @@ class disruptor {
       close_report rep;
       rep.published = final_sequence + 1 - slowest->tombstones_passed() - pending_tombs;
       rep.unprocessed = final_sequence - done - pending_tombs;
+      // Acquire: pairs with the release increment in halt().
+      rep.failed_stages = failures.load(std::memory_order_acquire);
       return rep;
     }
 
@@ -471,6 +482,9 @@ class disruptor {
     sequencer* seqr = nullptr;
     std::optional<rondo::publisher<T>> pub;
     std::vector<std::string> names;  // topological order, parallel to runners
+    // Before the runners, which point at the token. close() requests stop: coroutine stages pass the token to their I/O (batch::stop_token()).
+    std::stop_source closing_source;
+    std::stop_token closing_token = closing_source.get_token();
     std::vector<std::unique_ptr<detail::stage_runner>> runners;
     std::mutex lifecycle;
     phase ph = phase::built;
@@ -478,6 +492,7 @@ class disruptor {
     bool limit_set = false;  // drain: the final sequence is known and every stage has its limit
     std::atomic<bool> halted{false};
     std::mutex failure_mu;
+    std::atomic<int> failures{0};  // halts, counted for close_report
     std::optional<stage_error> failure;
   };
 
@@ -562,6 +577,7 @@ class disruptor<T>::builder {
   /// the spin_then_suspend policy, and resume on `s`). `s` must outlive the disruptor. Throws
   /// std::logic_error if no stage was added yet or the last one is a poller.
   builder& on(scheduler_ref s) {
+    if (!specs_.empty()) specs_.back().pool_index.reset();
     if (specs_.empty()) throw std::logic_error("disruptor::builder::on(): add a stage() first");
     if (specs_.back().is_poller) {
       throw std::logic_error("disruptor::builder::on(): '" + specs_.back().name +
@@ -569,6 +585,33 @@ class disruptor<T>::builder {
     }
     specs_.back().sched = s;
     return *this;
+  }
+
+  /// Runs the stage added last as a coroutine on scheduler i of the executor (see executor()).
+  /// build() throws std::invalid_argument when i is out of range. Throws std::logic_error if no
+  /// stage was added yet or the last one is a poller.
+  builder& on(std::size_t i) {
+    (void)on(scheduler_ref{});
+    specs_.back().pool_index = i;
+    return *this;
+  }
+
+  /// A pool of schedulers (the contexts of a rondo::runtime, say) for coroutine stages: every
+  /// handler stage without an explicit .on() becomes a coroutine placed round-robin on the
+  /// pool, in the order the stages were added; .on(i) picks pool entry i. The schedulers must
+  /// outlive the disruptor. Throws std::invalid_argument for an empty pool.
+  builder& executor(std::vector<scheduler_ref> pool) {
+    if (pool.empty()) throw std::invalid_argument("disruptor::builder::executor(): empty pool");
+    pool_ = std::move(pool);
+    return *this;
+  }
+  /// Anything with schedulers() (rondo::runtime): `.executor(rt)`.
+  template <class E>
+    requires requires(E& e) {
+      { e.schedulers() } -> std::convertible_to<std::vector<scheduler_ref>>;
+    }
+  builder& executor(E& e) {
+    return executor(std::vector<scheduler_ref>(e.schedulers()));
   }
 
   /// A stage driven by the user's calls to disruptor::poller(name).poll(handler).
@@ -580,7 +623,7 @@ class disruptor<T>::builder {
                             return std::make_unique<detail::poller_stage_runner<T>>(
                                 ring, seqr, std::move(d), metrics);
                           },
-                          {}, true});
+                          {}, true, false, std::nullopt});
     return *this;
   }
 
@@ -595,9 +638,22 @@ class disruptor<T>::builder {
       throw std::invalid_argument("disruptor has no stages: add at least one stage() or poller()");
     }
     std::map<std::string, std::size_t, std::less<>> index;
+    std::size_t round_robin = 0;
     for (std::size_t i = 0; i < specs_.size(); ++i) {
       if (specs_[i].name.empty()) {
         throw std::invalid_argument("stage #" + std::to_string(i) + " has an empty name");
+      }
+      if (specs_[i].pool_index) {
+        const std::size_t k = *specs_[i].pool_index;
+        if (k >= pool_.size()) {
+          throw std::invalid_argument("stage '" + specs_[i].name + "': .on(" + std::to_string(k) +
+                                      ") but the executor has " + std::to_string(pool_.size()) +
+                                      " schedulers" +
+                                      (pool_.empty() ? " (call .executor() first)" : ""));
+        }
+        specs_[i].sched = pool_[k];
+      } else if (!specs_[i].sched && !specs_[i].is_poller && !pool_.empty()) {
+        specs_[i].sched = pool_[round_robin++ % pool_.size()];
       }
       if (specs_[i].needs_scheduler && !specs_[i].sched) {
         throw std::invalid_argument("stage '" + specs_[i].name +
@@ -638,6 +694,7 @@ class disruptor<T>::builder {
       st->runners.push_back(
           specs_[i].make(st->ring, *st->seqr, std::move(dep_seqs), specs_[i].name, metrics_,
                          specs_[i].sched));
+      st->runners.back()->set_close_token(&st->closing_token);
     }
     for (std::size_t i = 0; i < specs_.size(); ++i) {
       if (!has_dependent[i]) st->seqr->add_gating_sequence(st->runners[slot[i]]->position());
@@ -656,6 +713,7 @@ class disruptor<T>::builder {
     scheduler_ref sched;  // set by on(): a coroutine stage
     bool is_poller = false;
     bool needs_scheduler = false;  // async and pull-loop handlers
+    std::optional<std::size_t> pool_index;  // set by on(i): entry i of the executor's pool
   };
 
   // Every handler stage: a coroutine when it has a scheduler (set by on()), else, for a sync
@@ -677,7 +735,7 @@ class disruptor<T>::builder {
                             return std::make_unique<detail::coro_stage_runner<T, H, K>>(
                                 ring, seqr, std::move(d), std::move(*h), opts, n, metrics, s);
                           },
-                          {}, false, K != detail::coro_kind::sync});
+                          {}, false, K != detail::coro_kind::sync, std::nullopt});
     return *this;
   }
 
@@ -712,6 +770,7 @@ class disruptor<T>::builder {
   wait_config wait_ = busy_spin{};
   bool metrics_ = false;
   std::function<T(std::int64_t)> factory_;
+  std::vector<scheduler_ref> pool_;  // executor(): where stages without .on(s) run
   std::vector<spec> specs_;
   bool used_ = false;
 };

@@ -22,6 +22,7 @@
 #include <iterator>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 
 namespace rondo {
@@ -52,9 +53,18 @@ class batch {
     std::int64_t hi_;
   };
 
-  /// [lo, hi]; hi == lo - 1 is an empty batch.
-  batch(ring_buffer<T>& ring, std::int64_t lo, std::int64_t hi) noexcept
-      : ring_(&ring), lo_(lo), hi_(hi) {}
+  /// [lo, hi]; hi == lo - 1 is an empty batch. `closing` (may be null) is the disruptor's
+  /// close token.
+  batch(ring_buffer<T>& ring, std::int64_t lo, std::int64_t hi,
+        const std::stop_token* closing = nullptr) noexcept
+      : ring_(&ring), lo_(lo), hi_(hi), closing_(closing) {}
+
+  /// Stop is requested on it when the disruptor is closed (not drained): pass it to an I/O
+  /// operation's .cancel_on() so close() does not wait for I/O that may never finish. A drain
+  /// waits for the I/O instead.
+  [[nodiscard]] std::stop_token stop_token() const noexcept {
+    return closing_ != nullptr ? *closing_ : std::stop_token{};
+  }
 
   [[nodiscard]] std::int64_t first() const noexcept { return lo_; }
   [[nodiscard]] std::int64_t last() const noexcept { return hi_; }
@@ -86,6 +96,7 @@ class batch {
   ring_buffer<T>* ring_;
   std::int64_t lo_;
   std::int64_t hi_;
+  const std::stop_token* closing_;  // a pointer: copying a batch costs no reference count
 };
 
 template <class T>
@@ -99,8 +110,9 @@ class consumer {
   /// Construction is the runner's business.
   consumer(ring_buffer<T>& ring, sequence_barrier& barrier, sequence& position,
            std::int64_t max_batch, stage_metrics* metrics, std::string name,
-           scheduler_ref sched = {}) noexcept
-      : ring_(&ring),
+           scheduler_ref sched = {}, const std::stop_token* closing = nullptr) noexcept
+      : closing_(closing),
+        ring_(&ring),
         barrier_(&barrier),
         position_(&position),
         max_batch_(max_batch),
@@ -118,6 +130,10 @@ class consumer {
   [[nodiscard]] consumer_next_operation<T> next() noexcept;
 
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  /// Stop is requested on it when the disruptor is closed (see batch::stop_token()).
+  [[nodiscard]] std::stop_token stop_token() const noexcept {
+    return closing_ != nullptr ? *closing_ : std::stop_token{};
+  }
   /// Whether next() has reported the end.
   [[nodiscard]] bool ended() const noexcept { return ended_; }
   [[nodiscard]] std::int64_t tombstones_passed() const noexcept {
@@ -159,7 +175,7 @@ class consumer {
         tombstones_passed_.store(tombstones_passed() + (e - next_ + 1), std::memory_order_relaxed);
         held_ = e;
         next_ = e + 1;
-        return batch<T>(*ring_, e + 1, e);
+        return batch<T>(*ring_, e + 1, e, closing_);
       }
       for (std::int64_t s = next_ + 1; s <= hi; ++s) {
         if (seqr.is_tombstone(s)) {
@@ -168,12 +184,13 @@ class consumer {
         }
       }
     }
-    batch<T> b(*ring_, next_, hi);
+    batch<T> b(*ring_, next_, hi, closing_);
     held_ = hi;
     next_ = hi + 1;
     return b;
   }
 
+  const std::stop_token* closing_;
   ring_buffer<T>* ring_;
   sequence_barrier* barrier_;
   sequence* position_;

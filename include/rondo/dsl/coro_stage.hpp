@@ -85,6 +85,12 @@ class stage_runner {
   /// Whether the calling thread is the one the stage runs on (a lifecycle call from there would
   /// wait for itself).
   [[nodiscard]] virtual bool runs_on_calling_thread() const noexcept = 0;
+
+  /// The disruptor's close token (stop requested by close()); set before start().
+  void set_close_token(const std::stop_token* t) noexcept { closing_ = t; }
+
+ protected:
+  const std::stop_token* closing_ = nullptr;
 };
 
 enum class coro_kind : std::uint8_t { sync, async, pull };
@@ -310,7 +316,7 @@ class coro_stage_runner final : public stage_runner {
     for (std::int64_t attempt = 0;; ++attempt) {
       std::exception_ptr err;
       try {
-        co_await pooled([&] { return core_.handler()(batch<T>(*ring_, a, b)); });
+        co_await pooled([&] { return core_.handler()(batch<T>(*ring_, a, b, closing_)); });
         co_return batch_core<T, H>::no_failure;
       } catch (...) {
         err = std::current_exception();
@@ -334,7 +340,7 @@ class coro_stage_runner final : public stage_runner {
 
   task<> run_pull(std::exception_ptr& failure, std::int64_t& failed_at) {
     input_.emplace(*ring_, barrier_, position_, core_.options().max_batch,
-                   core_.metrics_on() ? &core_.counters() : nullptr, core_.name(), sched_);
+                   core_.metrics_on() ? &core_.counters() : nullptr, core_.name(), sched_, closing_);
     try {
       co_await core_.handler()(*input_);
     } catch (...) {

@@ -35,19 +35,31 @@
 #include <system_error>
 #include <thread>
 
+#include <atomic>
+#include <cerrno>
+#include <optional>
+#include <stop_token>
+
+#include <fcntl.h>
 #include <linux/time_types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 namespace rondo {
 
 /// Construction options of an io_context.
 struct io_options {
-  unsigned entries = 256;  ///< submission queue size (a power of two, 1..32768)
+  /// Submission queue size (a power of two, 2..32768). The completion queue has twice as many
+  /// entries; at most `entries` operations are in the kernel at once, the rest wait in a local
+  /// backlog (so the completion queue can never overflow with our own completions).
+  unsigned entries = 256;
   /// How long the run loop polls for work before it sleeps in the kernel. A wake-up through the
   /// kernel costs 15-33 us one way on the development VM; polling costs ~150 ns a round.
   std::chrono::microseconds idle_spin{50};
 };
 
-/// The outcome of one I/O operation: the kernel's result (bytes, or -errno) and what it was.
+/// The outcome of one I/O operation: the kernel's result (bytes, a new fd, or -errno) and what
+/// it was.
 struct io_result {
   int res = 0;
   const char* op = "";
@@ -58,7 +70,12 @@ struct io_result {
   [[nodiscard]] std::error_code error() const noexcept {
     return res < 0 ? std::error_code(-res, std::system_category()) : std::error_code{};
   }
-  /// The byte count (or 0); throws std::system_error naming the operation and fd on failure.
+  /// The operation's .timeout() fired first (the error is ETIME).
+  [[nodiscard]] bool timed_out() const noexcept { return res == -ETIME; }
+  /// The operation was cancelled through its stop token (the error is ECANCELED).
+  [[nodiscard]] bool cancelled() const noexcept { return res == -ECANCELED; }
+  /// The byte count (or new fd, or 0); throws std::system_error naming the operation and fd on
+  /// failure: "read(fd 7): Bad file descriptor".
   std::size_t value() const {
     if (res < 0) throw std::system_error(error(), std::string(op) + "(fd " + std::to_string(fd) + ")");
     return static_cast<std::size_t>(res);
@@ -66,42 +83,135 @@ struct io_result {
 };
 
 class io_context;
+class io_operation;
 
 namespace detail {
-enum class io_kind : std::uint8_t { read, write, fsync, fdatasync, sleep };
+enum class io_kind : std::uint8_t {
+  read, write, readv, writev, fsync, fdatasync, sleep, sleep_until, openat, close, accept, connect,
+  recv, send, nop
+};
+
+// Everything an operation needs before it is submitted (copied into the next operation by
+// .timeout() and .cancel_on()).
+struct io_request {
+  io_kind kind = io_kind::nop;
+  int fd = -1;
+  void* buf = nullptr;          // buffer, iovec array, path or sockaddr
+  std::size_t len = 0;          // bytes, iovec count or socklen
+  std::uint64_t offset = 0;
+  unsigned flags = 0;           // open / msg / accept flags
+  unsigned mode = 0;            // openat mode
+  void* out = nullptr;          // accept: socklen_t* of the peer address
+  std::int64_t time_ns = 0;     // sleep_for duration / sleep_until deadline (steady_clock)
+  std::int64_t timeout_ns = -1; // .timeout(): linked timeout, -1 when none
+  std::stop_token stop;         // .cancel_on()
+};
+
+// Called on the thread that requests stop: hands the cancellation to the context's thread.
+struct io_canceller {
+  io_operation* op;
+  void operator()() const noexcept;
+};
+
+struct io_cancel_node : schedule_node {
+  io_operation* op = nullptr;
+};
+
+struct multishot_state;
 }  // namespace detail
 
 /// An I/O operation: `io_result r = co_await io.read(fd, buf, offset);`. Submitted when awaited
 /// (from the context's own thread; else std::logic_error); the coroutine resumes on the context
-/// when the kernel completes it. Not movable: await it where it is created.
+/// when the kernel completes it. Await it where it is created (it is not movable; it is the
+/// node the kernel's completion points at).
+///
+/// Modifiers, chained on the expression before it is awaited:
+///   co_await io.recv(fd, buf).timeout(5ms);      // -ETIME (r.timed_out()) if it did not finish
+///   co_await io.recv(fd, buf).cancel_on(token);  // -ECANCELED (r.cancelled()) once stop is
+///                                                // requested; a cancellation can lose the race
+///                                                // to the completion: then the result stands.
 class [[nodiscard]] io_operation {
  public:
   io_operation(const io_operation&) = delete;
   io_operation& operator=(const io_operation&) = delete;
+  ~io_operation() = default;
+
+  /// The same operation, cancelled if it has not completed within `d` (IORING_OP_LINK_TIMEOUT).
+  /// A negative d counts as 0.
+  [[nodiscard]] io_operation timeout(std::chrono::nanoseconds d) && noexcept {
+    detail::io_request r = req_;
+    r.timeout_ns = d.count() < 0 ? 0 : d.count();
+    return {*ctx_, std::move(r)};
+  }
+  /// The same operation, cancelled (IORING_OP_ASYNC_CANCEL) when stop is requested on `t`;
+  /// a token already stopped completes at once with -ECANCELED, submitting nothing.
+  [[nodiscard]] io_operation cancel_on(std::stop_token t) && noexcept {
+    detail::io_request r = req_;
+    r.stop = std::move(t);
+    return {*ctx_, std::move(r)};
+  }
 
   [[nodiscard]] bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h);
-  [[nodiscard]] io_result await_resume() const noexcept { return {res_, name(), fd_}; }
+  bool await_suspend(std::coroutine_handle<> h);
+  [[nodiscard]] io_result await_resume() const noexcept { return {res_, name(), req_.fd}; }
 
  private:
   friend class io_context;
-  io_operation(io_context& ctx, detail::io_kind k, int fd, void* buf, std::size_t len,
-               std::uint64_t offset, std::int64_t timeout_ns = 0) noexcept
-      : ctx_(&ctx), kind_(k), fd_(fd), buf_(buf), len_(len), offset_(offset) {
-    timeout_.tv_sec = timeout_ns / 1'000'000'000;
-    timeout_.tv_nsec = timeout_ns % 1'000'000'000;
-  }
+  friend struct detail::io_canceller;
+  io_operation(io_context& ctx, detail::io_request r) noexcept : ctx_(&ctx), req_(std::move(r)) {}
   [[nodiscard]] const char* name() const noexcept;
 
   io_context* ctx_;
-  detail::io_kind kind_;
-  int fd_;
-  void* buf_;
-  std::size_t len_;
-  std::uint64_t offset_;
+  detail::io_request req_;
   int res_ = 0;
-  __kernel_timespec timeout_{};  // sleep_for: the kernel reads it until the timeout completes
-  schedule_node node_{};
+  // Owner-thread bookkeeping: completions still expected (the operation's own, its linked
+  // timeout's, a cancel's) and what they said. The coroutine resumes when pending_ drops to 0,
+  // so no completion ever points at a destroyed operation.
+  int pending_ = 0;
+  bool main_done_ = false;
+  bool timed_out_ = false;
+  bool cancel_ran_ = false;
+  bool in_backlog_ = false;
+  io_operation* backlog_next_ = nullptr;
+  __kernel_timespec ts_{};       // sleep: the kernel reads it until the timeout completes
+  __kernel_timespec link_ts_{};  // .timeout()
+  schedule_node node_{};         // resumes the coroutine
+  detail::io_cancel_node cancel_node_{};
+  std::atomic<bool> cancel_posted_{false};
+  std::optional<std::stop_callback<detail::io_canceller>> on_stop_;
+};
+
+/// The awaitable of multishot_acceptor::next().
+class [[nodiscard]] accept_next_operation {
+ public:
+  accept_next_operation(const accept_next_operation&) = delete;
+  accept_next_operation& operator=(const accept_next_operation&) = delete;
+  [[nodiscard]] bool await_ready() const noexcept;
+  bool await_suspend(std::coroutine_handle<> h);
+  [[nodiscard]] io_result await_resume() noexcept;
+
+ private:
+  friend class multishot_acceptor;
+  explicit accept_next_operation(detail::multishot_state& s) noexcept : s_(&s) {}
+  detail::multishot_state* s_;
+};
+
+/// A listening socket accepted with one multishot accept (IORING_ACCEPT_MULTISHOT): the kernel
+/// keeps accepting, and `co_await acc.next()` hands out one connection (io_result::res is the
+/// new fd, or -errno) at a time, in arrival order. Owner thread only. Destroying it cancels the
+/// accept; connections accepted but never handed out are closed.
+class multishot_acceptor {
+ public:
+  multishot_acceptor(io_context& ctx, int listen_fd, unsigned flags);
+  ~multishot_acceptor();
+  multishot_acceptor(const multishot_acceptor&) = delete;
+  multishot_acceptor& operator=(const multishot_acceptor&) = delete;
+
+  /// The next accepted connection. One next() at a time (std::logic_error otherwise).
+  [[nodiscard]] accept_next_operation next() noexcept { return accept_next_operation(*s_); }
+
+ private:
+  detail::multishot_state* s_;
 };
 
 /// One io_uring and the thread that runs it. Models the scheduler concept.
@@ -134,47 +244,129 @@ class io_context {
   void stop() noexcept;
   /// Clears a stop() so the context can run again. Owner thread.
   void restart() noexcept;
+  /// Whether stop() was called (and not cleared by restart()). Any thread.
+  [[nodiscard]] bool stopped() const noexcept;
 
   /// `co_await io.schedule()` moves the caller onto this context.
   [[nodiscard]] auto schedule() noexcept {
     return manual_scheduler::schedule_operation<io_context>{*this};
   }
 
+  // ---- File operations. `offset` as in pread/pwrite; (std::uint64_t)-1 means the file position.
   [[nodiscard]] io_operation read(int fd, std::span<std::byte> buf, std::uint64_t offset) noexcept {
-    return {*this, detail::io_kind::read, fd, buf.data(), buf.size(), offset};
+    return make(detail::io_kind::read, fd, buf.data(), buf.size(), offset);
   }
   [[nodiscard]] io_operation write(int fd, std::span<const std::byte> buf,
                                    std::uint64_t offset) noexcept {
-    return {*this, detail::io_kind::write, fd, const_cast<std::byte*>(buf.data()), buf.size(),
-            offset};
+    return make(detail::io_kind::write, fd, const_cast<std::byte*>(buf.data()), buf.size(), offset);
+  }
+  /// The iovec array (and the buffers) must stay valid until the operation completes.
+  [[nodiscard]] io_operation readv(int fd, std::span<const ::iovec> iov,
+                                   std::uint64_t offset) noexcept {
+    return make(detail::io_kind::readv, fd, const_cast<::iovec*>(iov.data()), iov.size(), offset);
+  }
+  [[nodiscard]] io_operation writev(int fd, std::span<const ::iovec> iov,
+                                    std::uint64_t offset) noexcept {
+    return make(detail::io_kind::writev, fd, const_cast<::iovec*>(iov.data()), iov.size(), offset);
   }
   [[nodiscard]] io_operation fsync(int fd) noexcept {
-    return {*this, detail::io_kind::fsync, fd, nullptr, 0, 0};
+    return make(detail::io_kind::fsync, fd);
   }
   [[nodiscard]] io_operation fdatasync(int fd) noexcept {
-    return {*this, detail::io_kind::fdatasync, fd, nullptr, 0, 0};
+    return make(detail::io_kind::fdatasync, fd);
   }
+  /// Result: the new fd. `path` must stay valid until the operation completes. O_CLOEXEC is
+  /// added to `flags`.
+  [[nodiscard]] io_operation openat(int dirfd, const char* path, int flags,
+                                    unsigned mode = 0644) noexcept {
+    return make(detail::io_kind::openat, dirfd, const_cast<char*>(path), 0, 0, static_cast<unsigned>(flags) | O_CLOEXEC, mode);
+  }
+  [[nodiscard]] io_operation close(int fd) noexcept {
+    return make(detail::io_kind::close, fd);
+  }
+
+  // ---- Sockets. Addresses and buffers must stay valid until the operation completes.
+  /// Result: the connected socket's fd (SOCK_CLOEXEC is added to `flags`). `addr`/`addrlen`
+  /// may be null.
+  [[nodiscard]] io_operation accept(int fd, ::sockaddr* addr = nullptr,
+                                    ::socklen_t* addrlen = nullptr, int flags = 0) noexcept {
+    return make(detail::io_kind::accept, fd, addr, 0, 0, static_cast<unsigned>(flags) | SOCK_CLOEXEC, 0, addrlen);
+  }
+  /// Keeps accepting on `fd` with one submission (see multishot_acceptor).
+  [[nodiscard]] multishot_acceptor accept_multishot(int fd, int flags = 0) {
+    return {*this, fd, static_cast<unsigned>(flags) | SOCK_CLOEXEC};
+  }
+  [[nodiscard]] io_operation connect(int fd, const ::sockaddr* addr, ::socklen_t len) noexcept {
+    return make(detail::io_kind::connect, fd, const_cast<::sockaddr*>(addr), len);
+  }
+  [[nodiscard]] io_operation recv(int fd, std::span<std::byte> buf, int flags = 0) noexcept {
+    return make(detail::io_kind::recv, fd, buf.data(), buf.size(), 0, static_cast<unsigned>(flags));
+  }
+  /// MSG_NOSIGNAL is added to `flags`: a closed peer is an EPIPE result, not a signal.
+  [[nodiscard]] io_operation send(int fd, std::span<const std::byte> buf, int flags = 0) noexcept {
+    return make(detail::io_kind::send, fd, const_cast<std::byte*>(buf.data()), buf.size(), 0, static_cast<unsigned>(flags) | MSG_NOSIGNAL);
+  }
+
+  // ---- Time.
   /// Completes after `d` (its result is 0, not -ETIME). A negative d counts as 0.
   [[nodiscard]] io_operation sleep_for(std::chrono::nanoseconds d) noexcept {
-    return {*this, detail::io_kind::sleep, -1, nullptr, 0, 0, d.count() < 0 ? 0 : d.count()};
+    return make(detail::io_kind::sleep, -1, nullptr, 0, 0, 0, 0, nullptr,
+                d.count() < 0 ? 0 : d.count());
   }
+  /// Completes at `t` (result 0); a time already past completes at once.
+  [[nodiscard]] io_operation sleep_until(std::chrono::steady_clock::time_point t) noexcept {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
+    return make(detail::io_kind::sleep_until, -1, nullptr, 0, 0, 0, 0, nullptr,
+                ns.count() < 0 ? 0 : ns.count());
+  }
+  /// A no-op through the ring (completes with 0): a round trip through the kernel.
+  [[nodiscard]] io_operation nop() noexcept { return make(detail::io_kind::nop, -1); }
 
   /// The setup flags the kernel accepted (IORING_SETUP_*), for diagnostics.
   [[nodiscard]] unsigned setup_flags() const noexcept;
   /// The ring's file descriptor: readable when completions are waiting (for embedding the
-  /// context in a foreign loop; with DEFER_TASKRUN, call poll() when it is).
+  /// context in a foreign loop: wait for it to be readable, then call poll()).
   [[nodiscard]] int native_handle() const noexcept;
   [[nodiscard]] std::thread::id owner() const noexcept { return owner_; }
+  /// Operations submitted to the kernel and not yet completed, and those waiting in the
+  /// backlog because `entries` were already in flight (diagnostics). Owner thread.
+  [[nodiscard]] std::size_t in_flight() const noexcept;
+  [[nodiscard]] std::size_t backlog() const noexcept;
 
  private:
   friend class io_operation;
+  friend class multishot_acceptor;
+  friend class accept_next_operation;
+  friend struct detail::io_canceller;
   struct impl;
-  void submit(io_operation& op);
+  io_operation make(detail::io_kind k, int fd, void* buf = nullptr, std::size_t len = 0,
+                    std::uint64_t offset = 0, unsigned flags = 0, unsigned mode = 0,
+                    void* out = nullptr, std::int64_t time_ns = 0) noexcept {
+    detail::io_request r;
+    r.kind = k;
+    r.fd = fd;
+    r.buf = buf;
+    r.len = len;
+    r.offset = offset;
+    r.flags = flags;
+    r.mode = mode;
+    r.out = out;
+    r.time_ns = time_ns;
+    return {*this, std::move(r)};
+  }
+  void start(io_operation& op);
+  void cancel(io_operation& op);
 
   std::unique_ptr<impl> impl_;
   std::thread::id owner_;
 };
 
 static_assert(scheduler<io_context>);
+
+/// The io_context running the calling code (inside run(), run_one() or poll()). Throws
+/// std::logic_error on a thread that is not running one.
+[[nodiscard]] io_context& current_io_context();
+/// As above, or null.
+[[nodiscard]] io_context* current_io_context_or_null() noexcept;
 
 }  // namespace rondo

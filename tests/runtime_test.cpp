@@ -1,0 +1,281 @@
+// runtime: N contexts on N threads, spawn/block_on, stop; the builder's placement of stages on
+// the contexts; a cross-thread stress (stages on two contexts, producers on other threads,
+// exactly once / in order / after dependencies); and shutdown with I/O in flight (drain waits
+// for it, close cancels it and reports it).
+
+#include "support.hpp"
+
+#include <rondo/io/runtime.hpp>
+#include <rondo/rondo.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+using rondo_test::event;
+using rondo_test::stage_record;
+
+TEST_CASE("runtime: block_on runs on the chosen context and returns or rethrows",
+          "[io][runtime][deterministic]") {
+  rondo::runtime rt(2);
+  REQUIRE(rt.size() == 2);
+  const auto where = [&]() -> rondo::task<std::thread::id> {
+    (void)co_await rondo::current_io_context().sleep_for(100us);
+    co_return std::this_thread::get_id();
+  };
+  CHECK(rt.block_on(where(), 0) == rt.context(0).owner());
+  CHECK(rt.block_on(where(), 1) == rt.context(1).owner());
+  CHECK(rt.context(0).owner() != rt.context(1).owner());
+  const auto fails = []() -> rondo::task<int> {
+    throw std::runtime_error("boom");
+    co_return 1;
+  };
+  CHECK_THROWS_WITH(rt.block_on(fails(), 1), "boom");
+  // From one of the runtime's own threads it would wait on itself.
+  const auto nested = [&]() -> rondo::task<std::string> {
+    try {
+      rt.block_on(where(), 0);
+    } catch (const std::logic_error& e) {
+      co_return e.what();
+    }
+    co_return "";
+  };
+  CHECK_THAT(rt.block_on(nested(), 1), Catch::Contains("runtime's own threads"));
+  CHECK_THROWS_WITH(rt.context(2), Catch::Contains("context(2)") && Catch::Contains("2 contexts"));
+  CHECK(rt.stop() == 0);
+  CHECK(rt.stop() == 0);  // idempotent
+  CHECK_THROWS_AS(rt.spawn(where(), 0), std::logic_error);
+}
+
+TEST_CASE("runtime: bad options are rejected, pinning works or names the cpu",
+          "[io][runtime][deterministic]") {
+  const auto pinned_to = [](int cpu) {
+    rondo::runtime_options o;
+    o.threads = 1;
+    o.pin = true;
+    o.cpus = {cpu};
+    return o;
+  };
+  CHECK_THROWS_AS(rondo::runtime(0), std::invalid_argument);
+  CHECK_THROWS_WITH(rondo::runtime(pinned_to(-3)), Catch::Contains("cpu -3"));
+  CHECK_THROWS_WITH(rondo::runtime(pinned_to(1000)), Catch::Contains("cpu 1000"));
+  rondo::runtime pinned(pinned_to(0));
+  const auto cpu = []() -> rondo::task<int> { co_return ::sched_getcpu(); };
+  CHECK(pinned.block_on(cpu()) == 0);
+}
+
+TEST_CASE("runtime: spawned tasks run, failures come back from stop(), the stop token ends "
+          "long waits",
+          "[io][runtime][deterministic]") {
+  std::atomic<int> done{0};
+  int pair[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+  {
+    rondo::runtime rt(2);
+    for (int i = 0; i < 100; ++i) {
+      rt.spawn([](std::atomic<int>& d, int k) -> rondo::task<> {
+        (void)co_await rondo::current_io_context().sleep_for(std::chrono::microseconds(k));
+        // Release: pairs with the acquire load below.
+        d.fetch_add(1, std::memory_order_release);
+      }(done, i));
+    }
+    // A reader that would wait for ever, but listens to the runtime's stop token.
+    rondo::io_result waited;
+    rt.spawn([](int fd, rondo::io_result& out, std::stop_token st) -> rondo::task<> {
+      std::byte b[1];
+      out = co_await rondo::current_io_context().recv(fd, b).cancel_on(std::move(st));
+    }(pair[0], waited, rt.stop_token()), 1);
+    rt.spawn([]() -> rondo::task<> {
+      co_await rondo::current_io_context().sleep_for(1ms);
+      throw std::runtime_error("spawned failure");
+    }());
+    // Acquire: pairs with the release increments of the tasks.
+    while (done.load(std::memory_order_acquire) < 100) std::this_thread::sleep_for(1ms);
+    CHECK_THROWS_WITH(rt.stop(), "spawned failure");
+    CHECK(waited.cancelled());
+    CHECK(rt.stop() == 0);
+  }
+  ::close(pair[0]);
+  ::close(pair[1]);
+}
+
+TEST_CASE("builder.executor(rt): round-robin placement, .on(i), bad index", "[io][runtime][deterministic]") {
+  rondo::runtime rt(2);
+  constexpr int stages = 6;
+  std::mutex mu;
+  std::vector<std::set<std::thread::id>> seen(stages);
+  auto b = rondo::disruptor<event>::builder();
+  b.capacity(64).executor(rt);
+  for (int i = 0; i < stages; ++i) {
+    rondo::after_t deps;
+    if (i > 0) deps.names.push_back("s" + std::to_string(i - 1));
+    b.stage("s" + std::to_string(i),
+            [&mu, &seen, i](event&, std::int64_t, bool) {
+              const std::lock_guard lk(mu);
+              seen[static_cast<std::size_t>(i)].insert(std::this_thread::get_id());
+            },
+            deps);
+    if (i == stages - 1) b.on(0);  // the last one chosen explicitly
+  }
+  auto d = b.build();
+  d.start();
+  for (int k = 0; k < 100; ++k) {
+    auto c = d.publisher().reserve(1);
+    c.publish();
+  }
+  d.drain();
+  for (int i = 0; i < stages; ++i) {
+    INFO("stage s" << i);
+    REQUIRE(seen[static_cast<std::size_t>(i)].size() == 1);
+    // s0..s4 round-robin: 0 1 0 1 0; s5 on context 0 by .on(0).
+    const std::size_t want = i == stages - 1 ? 0 : static_cast<std::size_t>(i % 2);
+    CHECK(*seen[static_cast<std::size_t>(i)].begin() == rt.context(want).owner());
+  }
+
+  auto bad = rondo::disruptor<event>::builder();
+  bad.executor(rt).stage("x", [](event&, std::int64_t, bool) {}).on(5);
+  CHECK_THROWS_WITH(bad.build(), Catch::Contains("'x'") && Catch::Contains(".on(5)") &&
+                                     Catch::Contains("2 schedulers"));
+  auto no_pool = rondo::disruptor<event>::builder();
+  no_pool.stage("y", [](event&, std::int64_t, bool) {}).on(1);
+  CHECK_THROWS_WITH(no_pool.build(), Catch::Contains(".executor()"));
+}
+
+TEST_CASE("runtime stress: stages on two contexts, producers on other threads, exactly once, "
+          "in order, after dependencies",
+          "[io][runtime][stress]") {
+  // s0 -> (s1 sync, s2 async with I/O) -> s3 pull: a diamond over the two contexts, fed by
+  // two producer threads and a coroutine producer on a context.
+  constexpr int producers = 3;
+  const std::int64_t per_producer = RONDO_TSAN ? 30'000 : 700'000;
+  std::vector<std::unique_ptr<stage_record>> recs;
+  for (int i = 0; i < 4; ++i) recs.push_back(std::make_unique<stage_record>(producers));
+  recs[1]->deps = {recs[0].get()};
+  recs[2]->deps = {recs[0].get()};
+  recs[3]->deps = {recs[1].get(), recs[2].get()};
+  rondo::runtime rt(2, rondo::io_options{.entries = 64, .idle_spin = 20us});
+  rondo::spin_then_suspend policy;
+  policy.spins = 50;
+  auto b = rondo::disruptor<event>::builder();
+  b.capacity(1024).producers(rondo::producer_type::multi).wait(policy).executor(rt);
+  stage_record* r0 = recs[0].get();
+  stage_record* r1 = recs[1].get();
+  stage_record* r2 = recs[2].get();
+  stage_record* r3 = recs[3].get();
+  b.stage("s0", [r0](event& e, std::int64_t s, bool) { r0->on_event(e, s); });
+  b.stage("s1", [r1](event& e, std::int64_t s, bool) { r1->on_event(e, s); }, rondo::after("s0"));
+  b.stage("s2",
+          [r2](rondo::batch<event> bt) -> rondo::task<> {
+            for (auto [s, e] : bt.entries()) r2->on_event(e, s);
+            // Every 64th batch goes through the kernel: the stage suspends on I/O mid-stream.
+            if ((bt.first() & 63) == 0) (void)co_await rondo::current_io_context().nop();
+          },
+          rondo::after("s0"));
+  b.stage("s3",
+          [r3](rondo::consumer<event>& in) -> rondo::task<> {
+            while (auto bt = co_await in.next()) {
+              for (auto [s, e] : bt->entries()) r3->on_event(e, s);
+            }
+          },
+          rondo::after("s1", "s2"));
+  auto d = b.build();
+  d.start();
+  std::vector<std::thread> threads;
+  for (int p = 0; p < 2; ++p) {
+    threads.emplace_back([&, p] {
+      std::int64_t counter = 0;
+      while (counter < per_producer) {
+        const std::int64_t k = std::min<std::int64_t>(1 + counter % 8, per_producer - counter);
+        auto c = d.publisher().reserve(k);
+        for (auto [seq, ev] : c) ev.fill(p, counter++);
+        c.publish();
+      }
+    });
+  }
+  rt.block_on([](rondo::publisher<event>& pub, std::int64_t count) -> rondo::task<> {
+    std::int64_t counter = 0;
+    while (counter < count) {
+      const std::int64_t k = std::min<std::int64_t>(1 + counter % 5, count - counter);
+      auto c = co_await pub.async_reserve(k);
+      for (auto [seq, ev] : c) ev.fill(2, counter++);
+      c.publish();
+    }
+  }(d.publisher(), per_producer), 0);
+  for (auto& t : threads) t.join();
+  d.drain();
+  for (int i = 0; i < 4; ++i) {
+    INFO("stage s" << i << ": " << recs[static_cast<std::size_t>(i)]->first_error);
+    CHECK(recs[static_cast<std::size_t>(i)]->errors == 0);
+    CHECK(recs[static_cast<std::size_t>(i)]->handled == per_producer * producers);
+  }
+}
+
+TEST_CASE("shutdown with I/O in flight: drain waits for it, close cancels it and reports it",
+          "[io][runtime][deterministic]") {
+  rondo::runtime rt(1);
+  SECTION("drain waits for the stage's I/O") {
+    std::atomic<int> completed{0};
+    auto d = rondo::disruptor<event>::builder()
+                 .capacity(16)
+                 .executor(rt)
+                 .stage("slow_io",
+                        [&completed](rondo::batch<event> bt) -> rondo::task<> {
+                          rondo::io_result r = co_await rondo::current_io_context()
+                                                   .sleep_for(20ms)
+                                                   .cancel_on(bt.stop_token());
+                          (void)r.value();
+                          // Relaxed: read after drain(), which joins the stage.
+                          completed.fetch_add(static_cast<int>(bt.size()), std::memory_order_relaxed);
+                        })
+                 .build();
+    d.start();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 3; ++i) d.publisher().reserve(1).publish();
+    d.drain();
+    CHECK(std::chrono::steady_clock::now() - t0 >= 20ms);
+    CHECK(completed.load(std::memory_order_relaxed) == 3);
+  }
+  SECTION("close cancels a recv that would never complete, and reports it") {
+    int pair[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+    std::atomic<bool> in_io{false};
+    auto d = rondo::disruptor<event>::builder()
+                 .capacity(16)
+                 .executor(rt)
+                 .stage("reader",
+                        [&in_io, fd = pair[0]](rondo::batch<event> bt) -> rondo::task<> {
+                          std::byte buf[8];
+                          // Release: pairs with the acquire load below.
+                          in_io.store(true, std::memory_order_release);
+                          rondo::io_result r = co_await rondo::current_io_context()
+                                                   .recv(fd, buf)
+                                                   .cancel_on(bt.stop_token());
+                          (void)r.value();  // throws on ECANCELED: the batch is not done
+                        })
+                 .build();
+    d.start();
+    d.publisher().reserve(1).publish();
+    // Acquire: pairs with the release store in the handler. (If close() came first, the
+    // token would already be stopped and the recv would not even start: same outcome.)
+    while (!in_io.load(std::memory_order_acquire)) std::this_thread::yield();
+    const rondo::close_report rep = d.close();
+    CHECK(rep.published == 1);
+    CHECK(rep.unprocessed == 1);
+    CHECK(rep.failed_stages == 1);
+    CHECK_THROWS_WITH(d.join(), Catch::Contains("reader") && Catch::Contains("recv"));
+    ::close(pair[0]);
+    ::close(pair[1]);
+  }
+}
