@@ -31,6 +31,7 @@
 #include <rondo/core/wait_strategy.hpp>
 #include <rondo/coro/scheduler.hpp>
 #include <rondo/disruptor.hpp>
+#include <rondo/io/runtime.hpp>
 
 #include <benchmark/benchmark.h>
 #include <boost/lockfree/spsc_queue.hpp>
@@ -172,6 +173,81 @@ void pipeline_rondo_coroutine(benchmark::State& state) {
       static_cast<double>(state.iterations() * n));
 }
 
+// The io_uring executor: `stages` coroutine stages on a rondo::runtime of two io_contexts (two
+// threads, placed round-robin by builder.executor(rt)): s1 (a = value + 1), s2 (b = a + 1),
+// then stages - 3 pass-through stages that read b, then s_last checks b. The producer is a
+// coroutine on context 0 (`co_await async_reserve(batch)`), so two threads carry everything —
+// as many threads as cores — or the benchmark thread (three threads on two cores).
+struct touch_b : rondo_bench::counted_stage {
+  std::int64_t sum = 0;
+  void operator()(event& e, std::int64_t, bool) { sum += e.b; }
+};
+
+// A plain function: a loop in the coroutine body would keep its iterators in the frame.
+template <class Claim>
+void fill_values(Claim& c) {
+  for (auto [seq, ev] : c) ev.value = seq;
+}
+
+rondo::task<> publish_sequences_async(rondo::publisher<event>& pub, std::int64_t n,
+                                      std::int64_t batch) {
+  for (std::int64_t s = 0; s < n; s += batch) {
+    auto c = co_await pub.async_reserve(batch);
+    fill_values(c);
+    c.publish();
+  }
+}
+
+void pipeline_rondo_runtime(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  const std::int64_t n = state.range(1);
+  const auto stages = static_cast<int>(state.range(2));
+  const bool coroutine_producer = state.range(3) != 0;
+  bool ok = true;
+  std::int64_t allocs = 0;
+  std::int64_t suspensions = 0;
+  std::int64_t last_batches = 0;
+  for (auto _ : state) {
+    rondo_bench::sink_output out;
+    rondo::runtime rt(2);
+    auto b = rondo::disruptor<event>::builder();
+    b.capacity(capacity).wait(rondo::spin_then_suspend{}).metrics().executor(rt);
+    b.stage("s1", add_one_to_a{{&out}});
+    b.stage("s2", add_one_to_b{{&out}}, rondo::after("s1"));
+    std::string prev = "s2";
+    for (int i = 3; i < stages; ++i) {
+      const std::string name = "s" + std::to_string(i);
+      b.stage(name, touch_b{{&out}}, rondo::after(prev));
+      prev = name;
+    }
+    b.stage("s" + std::to_string(stages), check_b{&out, n - 1}, rondo::after(prev));
+    auto d = b.build();
+    d.start();
+    out.started.await(stages);
+    const rondo_bench::timed_run r = rondo_bench::time_region([&] {
+      if (coroutine_producer) {
+        rt.block_on(publish_sequences_async(d.publisher(), n, batch), 0);
+      } else {
+        rondo_bench::publish_sequences(d.publisher(), n, batch);
+      }
+      out.done.await();
+    });
+    allocs += r.allocs;
+    state.SetIterationTime(r.seconds);
+    d.drain();
+    const auto reports = d.metrics();
+    for (const auto& rep : reports) suspensions += rep.metrics.suspensions;
+    last_batches += reports.back().metrics.batches;
+    ok = ok && out.check.ok(n) && out.mismatch == 0 && reports.back().metrics.events == n;
+  }
+  if (!rondo_bench::verify(state, ok, "last stage saw wrong, missing or reordered events")) return;
+  rondo_bench::report_events(state, n, allocs);
+  state.counters["mean_batch_last"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * n) / static_cast<double>(last_batches));
+  state.counters["suspensions/event"] = benchmark::Counter(
+      static_cast<double>(suspensions) / static_cast<double>(state.iterations() * n));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Queue chains. A link moves int64 values between two stage threads.
 
@@ -272,6 +348,17 @@ BENCHMARK(pipeline_rondo_coroutine)
     ->Args({32, rondo_bench::n_events, 1})
     ->Args({1, rondo_bench::n_events, 2})
     ->Args({32, rondo_bench::n_events, 2})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
+BENCHMARK(pipeline_rondo_runtime)
+    ->ArgNames({"batch", "events", "stages", "coro_producer"})
+    ->Args({1, rondo_bench::n_events, 3, 1})
+    ->Args({32, rondo_bench::n_events, 3, 1})
+    ->Args({256, rondo_bench::n_events, 3, 1})
+    ->Args({32, rondo_bench::n_events, 3, 0})
+    ->Args({32, rondo_bench::n_events, 6, 1})
+    ->Args({256, rondo_bench::n_events, 6, 1})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);

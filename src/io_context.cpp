@@ -106,6 +106,7 @@ struct io_context::impl {
   io_options opts;
   int doorbell = -1;
   std::uint64_t doorbell_buf = 0;
+  int wait_fd = -1;  // wait_handle(): an eventfd registered with the ring, for foreign loops
   // Owner-only FIFO of ready nodes.
   schedule_node* ready_head = nullptr;
   schedule_node* ready_tail = nullptr;
@@ -162,6 +163,7 @@ struct io_context::impl {
     // Ring exit cancels whatever is still in the kernel; orphaned acceptors die with it.
     io_uring_queue_exit(&ring);
     ::close(doorbell);
+    if (wait_fd >= 0) ::close(wait_fd);
     while (orphans != nullptr) {
       detail::multishot_state* n = orphans->next_orphan;
       for (int fd : orphans->results) {
@@ -690,6 +692,47 @@ bool io_context::run_one() {
     impl_->wait_for_work();
   }
   return false;
+}
+
+int io_context::wait_handle() {
+  check_owner(*this, "wait_handle");
+  if (impl_->wait_fd < 0) {
+    const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0) {
+      throw std::system_error(errno, std::system_category(), "rondo::io_context: eventfd");
+    }
+    const int r = io_uring_register_eventfd(&impl_->ring, fd);
+    if (r < 0) {
+      ::close(fd);
+      throw std::system_error(-r, std::system_category(),
+                              "rondo::io_context: io_uring_register_eventfd");
+    }
+    impl_->wait_fd = fd;
+  }
+  return impl_->wait_fd;
+}
+
+bool io_context::prepare_wait() {
+  check_owner(*this, "prepare_wait");
+  impl_->flush();
+  if (impl_->ready_head != nullptr || io_uring_cq_ready(&impl_->ring) != 0) return false;
+  // As in wait_for_work(): either a poster sees `sleeping` and rings, or we see its node.
+  impl_->sleeping.store(true, std::memory_order_relaxed);
+  detail::seq_cst_fence();  // pairs with the fence in post()
+  if (!impl_->remote.empty() || impl_->stopped.load(std::memory_order_acquire)) {
+    impl_->sleeping.store(false, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void io_context::finish_wait() noexcept {
+  // Relaxed: only the owner reads its own flag back; posters re-check after their push.
+  impl_->sleeping.store(false, std::memory_order_relaxed);
+  if (impl_->wait_fd >= 0) {
+    std::uint64_t count = 0;  // reset: what woke the loop is handled by its next poll()
+    (void)!::read(impl_->wait_fd, &count, sizeof count);
+  }
 }
 
 unsigned io_context::setup_flags() const noexcept { return impl_->flags; }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
@@ -261,4 +262,64 @@ TEST_CASE("journal stage on an io_context: write + fdatasync per batch, in order
   }
   CHECK(bad == 0);
   CHECK(::lseek(f.fd, 0, SEEK_END) == static_cast<off_t>(n * static_cast<std::int64_t>(sizeof(record))));
+}
+
+TEST_CASE("io_context embedded in a foreign epoll loop: posts and completions wake it",
+          "[io][deterministic]") {
+  std::atomic<rondo::io_context*> ctx_ptr{nullptr};
+  std::atomic<bool> quit{false};
+  std::atomic<int> hops{0};
+  int woke_by_epoll = 0;
+  bool slept_ok = false;
+  std::thread loop([&] {
+    rondo::io_context io(rondo::io_options{.entries = 8, .idle_spin = std::chrono::microseconds(0)});
+    const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    REQUIRE(ep >= 0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    REQUIRE(::epoll_ctl(ep, EPOLL_CTL_ADD, io.wait_handle(), &ev) == 0);
+    // A completion of the context's own I/O must wake the loop too.
+    auto sleeper = [&]() -> detached {
+      slept_ok = (co_await io.sleep_for(3ms)).ok();
+    };
+    sleeper();
+    // Release: pairs with the acquire load on the test thread.
+    ctx_ptr.store(&io, std::memory_order_release);
+    // Acquire: pairs with the release store below.
+    while (!quit.load(std::memory_order_acquire)) {
+      (void)io.poll();
+      if (io.prepare_wait()) {
+        epoll_event out{};
+        if (::epoll_wait(ep, &out, 1, 2000) > 0) ++woke_by_epoll;
+        io.finish_wait();
+      }
+    }
+    (void)io.poll();
+    ::close(ep);
+  });
+  // Acquire: pairs with the release store in the loop thread.
+  while (ctx_ptr.load(std::memory_order_acquire) == nullptr) std::this_thread::yield();
+  rondo::io_context& io = *ctx_ptr.load(std::memory_order_acquire);
+  constexpr int rounds = 200;
+  for (int i = 0; i < rounds; ++i) {
+    auto hop = [&]() -> detached {
+      co_await io.schedule();
+      // Release: pairs with the acquire load below.
+      hops.fetch_add(1, std::memory_order_release);
+    };
+    hop();
+    // Acquire: pairs with the release increment above. Without the doorbell the loop would
+    // sit in epoll_wait for its 2 s timeout each round: the test's own timeout catches that.
+    while (hops.load(std::memory_order_acquire) <= i) std::this_thread::yield();
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!slept_ok && std::chrono::steady_clock::now() - t0 < 5s) std::this_thread::sleep_for(1ms);
+  // Release: pairs with the acquire load in the loop.
+  quit.store(true, std::memory_order_release);
+  auto last = [&]() -> detached { co_await io.schedule(); };  // wakes it to see `quit`
+  last();
+  loop.join();
+  CHECK(hops.load(std::memory_order_acquire) == rounds);
+  CHECK(slept_ok);
+  CHECK(woke_by_epoll > 0);
 }

@@ -322,10 +322,32 @@ class io_context {
   /// A no-op through the ring (completes with 0): a round trip through the kernel.
   [[nodiscard]] io_operation nop() noexcept { return make(detail::io_kind::nop, -1); }
 
+  // ---- Embedding in a foreign event loop (owner thread):
+  //
+  //   for (;;) {
+  //     io.poll();                                   // run what is ready, submit, reap
+  //     if (io.prepare_wait()) {                     // nothing ready: posters will ring
+  //       epoll_wait(ep, ...);                       // ep watches io.wait_handle() + yours
+  //       io.finish_wait();
+  //     }
+  //   }
+
+  /// An eventfd (non-blocking) that becomes readable when the context has work: a completion
+  /// (registered with the ring: DEFER_TASKRUN completions do not make the ring fd itself
+  /// readable) or, after prepare_wait(), a post() from another thread. Created on first call;
+  /// finish_wait() resets it. Throws std::system_error if it cannot be created or registered.
+  [[nodiscard]] int wait_handle();
+  /// Announces that the owner is about to block outside the context (epoll on
+  /// wait_handle()): from now on a post() from another thread rings the doorbell, which makes
+  /// wait_handle() readable. Returns false (and announces nothing) when work is already
+  /// waiting: call poll() instead of blocking. Every true must be followed by finish_wait().
+  [[nodiscard]] bool prepare_wait();
+  /// Ends what prepare_wait() announced.
+  void finish_wait() noexcept;
+
   /// The setup flags the kernel accepted (IORING_SETUP_*), for diagnostics.
   [[nodiscard]] unsigned setup_flags() const noexcept;
-  /// The ring's file descriptor: readable when completions are waiting (for embedding the
-  /// context in a foreign loop: wait for it to be readable, then call poll()).
+  /// The ring's file descriptor (diagnostics, registration; to wait on, use wait_handle()).
   [[nodiscard]] int native_handle() const noexcept;
   [[nodiscard]] std::thread::id owner() const noexcept { return owner_; }
   /// Operations submitted to the kernel and not yet completed, and those waiting in the
