@@ -26,4 +26,5 @@
 #include <rondo/coro/wait_operation.hpp>
 #include <rondo/coro/when_all.hpp>
 #include <rondo/io/io_context.hpp>
+#include <rondo/io/journal.hpp>
 #include <rondo/io/runtime.hpp>
