@@ -86,6 +86,7 @@ struct multishot_state {
   bool armed = false;     // a multishot accept is in the kernel
   bool orphaned = false;  // the acceptor is gone
   bool waiting = false;   // a next() is suspended on `waiter`
+  bool cancelled = false; // cancel(): no more accepts
   std::deque<int> results;
   schedule_node waiter{};
   multishot_state* prev_orphan = nullptr;
@@ -446,8 +447,10 @@ struct io_context::impl {
       }
       return;
     }
-    // A multishot that ended with -ECANCELED after a re-arm race is not news for the user.
+    // A multishot that ended with -ECANCELED after a re-arm race is not news for the user
+    // (unless they cancelled: then next() reports it below).
     if (!(res == -ECANCELED && !more)) st.results.push_back(res);
+    if (st.waiting && st.results.empty() && st.cancelled && !st.armed) st.results.push_back(-ECANCELED);
     if (st.waiting && !st.results.empty()) {
       st.waiting = false;
       push_ready(st.waiter);
@@ -799,7 +802,25 @@ multishot_acceptor::multishot_acceptor(io_context& ctx, int listen_fd, unsigned 
 
 multishot_acceptor::~multishot_acceptor() { s_->ctx->impl_->orphan(*s_); }
 
-bool accept_next_operation::await_ready() const noexcept { return !s_->results.empty(); }
+void multishot_acceptor::cancel() {
+  check_owner(*s_->ctx, "accept_multishot");
+  if (s_->cancelled) return;
+  s_->cancelled = true;
+  if (s_->armed) {
+    io_uring_sqe* s = s_->ctx->impl_->sqe();
+    io_uring_prep_cancel64(s, tagged(s_, op_multishot), 0);
+    io_uring_sqe_set_data64(s, ignore_tag);  // the accept's last completion tells the waiter
+  } else if (s_->waiting) {
+    s_->results.push_back(-ECANCELED);
+    s_->waiting = false;
+    s_->ctx->impl_->push_ready(s_->waiter);
+  }
+}
+
+bool accept_next_operation::await_ready() const noexcept {
+  if (s_->results.empty() && s_->cancelled && !s_->armed) s_->results.push_back(-ECANCELED);
+  return !s_->results.empty();
+}
 
 bool accept_next_operation::await_suspend(std::coroutine_handle<> h) {
   check_owner(*s_->ctx, "accept_multishot");
@@ -809,7 +830,7 @@ bool accept_next_operation::await_suspend(std::coroutine_handle<> h) {
   s_->waiter.handle = h;
   s_->waiter.callback = nullptr;
   s_->waiting = true;
-  if (!s_->armed) s_->ctx->impl_->arm_multishot(*s_);
+  if (!s_->armed && !s_->cancelled) s_->ctx->impl_->arm_multishot(*s_);
   return true;
 }
 

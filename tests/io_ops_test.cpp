@@ -399,3 +399,33 @@ TEST_CASE("io ops: multishot accept hands out every connection once", "[io][dete
   for (int fd : fds) ::close(fd);
   for (int fd : client_fds) ::close(fd);
 }
+
+TEST_CASE("io ops: cancelling a multishot acceptor ends a waiting next()", "[io][deterministic]") {
+  rondo::io_context io;
+  listener l;
+  auto acc = io.accept_multishot(l.fd);
+  rondo::io_result first, waiting, later;
+  bool finished = false;
+  const int client = tcp_socket();
+  auto server = [&]() -> detached {
+    first = co_await acc.next();
+    waiting = co_await acc.next();  // nobody else connects: ended by cancel()
+    later = co_await acc.next();    // after cancel(): at once
+    finished = true;
+  };
+  server();
+  auto canceller = [&]() -> detached {
+    const rondo::io_result c = co_await io.connect(client, l.sa(), sizeof l.addr);
+    INFO(c.error().message());
+    REQUIRE(c.ok());
+    (void)co_await io.sleep_for(2ms);
+    acc.cancel();
+  };
+  canceller();
+  while (!finished) REQUIRE(io.run_one());
+  CHECK(first.ok());
+  CHECK(waiting.cancelled());
+  CHECK(later.cancelled());
+  ::close(first.res);
+  ::close(client);
+}

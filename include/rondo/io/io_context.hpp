@@ -209,6 +209,10 @@ class multishot_acceptor {
 
   /// The next accepted connection. One next() at a time (std::logic_error otherwise).
   [[nodiscard]] accept_next_operation next() noexcept { return accept_next_operation(*s_); }
+  /// Stops accepting (owner thread): the kernel's accept is cancelled, a next() waiting now and
+  /// every later one completes with -ECANCELED once the connections already accepted are
+  /// handed out.
+  void cancel();
 
  private:
   detail::multishot_state* s_;

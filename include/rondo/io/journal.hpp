@@ -21,8 +21,8 @@
 //             `preallocate` bytes and truncated to its logical size when the journal closes;
 //             until then it reads as the records followed by zeros.
 //
-// Thread-safety: one journal belongs to its io_context's thread; one append at a time (the
-// journal stage is one coroutine). Errors throw std::system_error naming the operation and
+// Thread-safety: appends run on the io_context's thread, one at a time (the journal stage is
+// one coroutine); size() and syncs() are for that thread or after the stage finished. Errors throw std::system_error naming the operation and
 // the path.
 
 #include <rondo/coro/task.hpp>
@@ -50,7 +50,7 @@ struct journal_options {
 
 class journal {
  public:
-  /// Opens (creates) `path` on the calling thread, which must own `io`. Throws
+  /// Opens (creates) `path` (any thread; appends then run on `io`'s thread). Throws
   /// std::system_error naming the path (open, fallocate, O_DIRECT refused by the file system)
   /// and std::invalid_argument for bad options.
   journal(io_context& io, std::string path, journal_options opts = {});
