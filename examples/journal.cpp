@@ -28,8 +28,9 @@ struct trade {
 // The batch as at most two iovecs (two when it wraps the ring's end): what writev wants.
 std::vector<::iovec> as_iovecs(const rondo::batch<trade>& b) {
   std::vector<::iovec> out;
-  for (auto span : b.spans()) {
-    if (!span.empty()) out.push_back({span.data(), span.size_bytes()});
+  const auto [first, second] = b.spans();
+  for (auto span : {first, second}) {
+    if (!span.empty()) out.push_back(::iovec{span.data(), span.size_bytes()});
   }
   return out;
 }
@@ -64,7 +65,10 @@ int main(int argc, char** argv) {
   d.start();
   for (std::uint64_t i = 0; i < n; i += 16) {
     auto c = d.publisher().reserve(16);
-    for (auto [seq, t] : c) t = {static_cast<std::uint64_t>(seq), 100 + seq % 7, 1 + seq % 5};
+    for (auto [seq, t] : c) {
+      const auto s = static_cast<std::uint64_t>(seq);
+      t = {s, 100 + s % 7, 1 + s % 5};
+    }
     c.publish();
   }
   d.drain();
