@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <utility>
 #include <stdexcept>
 #include <string>
@@ -112,7 +113,7 @@ struct io_context::impl {
   schedule_node* ready_head = nullptr;
   schedule_node* ready_tail = nullptr;
   // Owner-only: completions the kernel owes us (ops, their timeouts and cancels, multishot
-  // accepts), and operations waiting for room (in_flight_cap = entries; the CQ has 2x entries).
+  // accepts), and operations waiting for room (see io_options::max_in_flight).
   std::size_t in_flight = 0;
   std::size_t in_flight_cap = 0;
   io_operation* backlog_head = nullptr;
@@ -139,18 +140,27 @@ struct io_context::impl {
                                    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
                                    IORING_SETUP_COOP_TASKRUN, 0U};
     int err = 0;
+    io_uring_params accepted{};
     for (unsigned f : candidates) {
       io_uring_params p{};
-      p.flags = f;
+      p.flags = f | IORING_SETUP_CQSIZE;
+      p.cq_entries = o.entries * 4;
       err = io_uring_queue_init_params(o.entries, &ring, &p);
       if (err == 0) {
         flags = f;
+        accepted = p;
         break;
       }
       if (err != -EINVAL) break;  // only "flag unknown" is worth another try
     }
     if (err != 0) throw_setup_error(-err);
-    in_flight_cap = o.entries;
+    if (o.max_in_flight != 0) {
+      in_flight_cap = o.max_in_flight;
+    } else if ((accepted.features & IORING_FEAT_NODROP) != 0) {
+      in_flight_cap = std::numeric_limits<std::size_t>::max();
+    } else {
+      in_flight_cap = accepted.cq_entries;
+    }
     doorbell = ::eventfd(0, EFD_CLOEXEC);
     if (doorbell < 0) {
       const int e = errno;

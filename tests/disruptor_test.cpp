@@ -386,3 +386,21 @@ TEST_CASE("negative timeouts and empty callbacks are rejected", "[disruptor][det
   auto c = d.publisher().reserve_for(1, std::chrono::nanoseconds::max());
   CHECK(c.has_value());
 }
+
+namespace {
+std::int64_t plain_function_events = 0;
+void plain_function_handler(event&, std::int64_t, bool) { ++plain_function_events; }
+}  // namespace
+
+TEST_CASE("a plain function is a stage handler (compiles under -Wshadow -Werror)",
+          "[disruptor][deterministic]") {
+  plain_function_events = 0;
+  auto d = rondo::disruptor<event>::builder()
+               .capacity(8)
+               .stage("f", plain_function_handler)
+               .build();
+  d.start();
+  for (int i = 0; i < 5; ++i) d.publisher().reserve(1).publish();
+  d.drain();
+  CHECK(plain_function_events == 5);  // the drain joined the stage thread
+}

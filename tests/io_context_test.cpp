@@ -195,7 +195,7 @@ TEST_CASE("io_context: sleep_for completes; I/O from a foreign thread is refused
   });
   other.join();
   CHECK(refused);
-  CHECK_THROWS_AS(rondo::io_context(rondo::io_options{.entries = 3, .idle_spin = std::chrono::microseconds(50)}), std::invalid_argument);
+  CHECK_THROWS_AS(rondo::io_context(rondo::io_options{.entries = 3, .idle_spin = std::chrono::microseconds(50), .max_in_flight = 0}), std::invalid_argument);
 }
 
 TEST_CASE("journal stage on an io_context: write + fdatasync per batch, in order, before "
@@ -272,7 +272,7 @@ TEST_CASE("io_context embedded in a foreign epoll loop: posts and completions wa
   int woke_by_epoll = 0;
   bool slept_ok = false;
   std::thread loop([&] {
-    rondo::io_context io(rondo::io_options{.entries = 8, .idle_spin = std::chrono::microseconds(0)});
+    rondo::io_context io(rondo::io_options{.entries = 8, .idle_spin = std::chrono::microseconds(0), .max_in_flight = 0});
     const int ep = ::epoll_create1(EPOLL_CLOEXEC);
     REQUIRE(ep >= 0);
     epoll_event ev{};

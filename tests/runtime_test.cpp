@@ -165,7 +165,7 @@ TEST_CASE("runtime stress: stages on two contexts, producers on other threads, e
   recs[1]->deps = {recs[0].get()};
   recs[2]->deps = {recs[0].get()};
   recs[3]->deps = {recs[1].get(), recs[2].get()};
-  rondo::runtime rt(2, rondo::io_options{.entries = 64, .idle_spin = 20us});
+  rondo::runtime rt(2, rondo::io_options{.entries = 64, .idle_spin = 20us, .max_in_flight = 0});
   rondo::spin_then_suspend policy;
   policy.spins = 50;
   auto b = rondo::disruptor<event>::builder();

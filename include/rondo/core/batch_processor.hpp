@@ -54,10 +54,10 @@ class batch_core {
   static constexpr std::int64_t no_failure = -2;
 
   /// Throws std::invalid_argument for a negative max_batch or linger_below.
-  batch_core(ring_buffer<T>& ring, Handler handler, stage_options opts, std::string name,
+  batch_core(ring_buffer<T>& ring, Handler h, stage_options opts, std::string name,
              bool metrics)
       : ring_(&ring),
-        handler_(std::move(handler)),
+        handler_(std::move(h)),
         opts_(std::move(opts)),
         name_(std::move(name)),
         metrics_on_(metrics) {
@@ -186,10 +186,10 @@ class batch_processor {
  public:
   /// The ring and barrier must outlive the processor. Throws std::invalid_argument for a
   /// negative max_batch.
-  batch_processor(ring_buffer<T>& ring, sequence_barrier& barrier, Handler handler,
+  batch_processor(ring_buffer<T>& ring, sequence_barrier& barrier, Handler h,
                   stage_options opts = {}, std::string name = "stage", bool metrics = false)
       : barrier_(&barrier),
-        core_(ring, std::move(handler), std::move(opts), std::move(name), metrics) {}
+        core_(ring, std::move(h), std::move(opts), std::move(name), metrics) {}
 
   /// The stage's sequence: everything up to it is handled. Add it as a gating sequence (terminal
   /// stage) or as a dependency of later stages.

@@ -49,13 +49,18 @@ namespace rondo {
 
 /// Construction options of an io_context.
 struct io_options {
-  /// Submission queue size (a power of two, 2..32768). The completion queue has twice as many
-  /// entries; at most `entries` operations are in the kernel at once, the rest wait in a local
-  /// backlog (so the completion queue can never overflow with our own completions).
+  /// Submission queue size (a power of two, 2..32768). The completion queue has 4x as many.
   unsigned entries = 256;
   /// How long the run loop polls for work before it sleeps in the kernel. A wake-up through the
   /// kernel costs 15-33 us one way on the development VM; polling costs ~150 ns a round.
   std::chrono::microseconds idle_spin{50};
+  /// At most this many operations in the kernel at once; the rest wait in a local FIFO
+  /// backlog. 0 (default): no cap where the kernel keeps completions that overflow the
+  /// completion queue (IORING_FEAT_NODROP, Linux 5.5+), else the completion queue's size.
+  /// A cap deadlocks if every slot holds an operation that waits for one still in the backlog
+  /// (recvs on idle sockets vs the send that would answer them): size it above the number of
+  /// long-lived operations.
+  unsigned max_in_flight = 0;
 };
 
 /// The outcome of one I/O operation: the kernel's result (bytes, a new fd, or -errno) and what
