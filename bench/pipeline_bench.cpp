@@ -39,6 +39,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -216,11 +217,14 @@ void pipeline_rondo_runtime(benchmark::State& state) {
     b.stage("s2", add_one_to_b{{&out}}, rondo::after("s1"));
     std::string prev = "s2";
     for (int i = 3; i < stages; ++i) {
-      const std::string name = "s" + std::to_string(i);
+      std::string name = "s";
+      name += std::to_string(i);
       b.stage(name, touch_b{{&out}}, rondo::after(prev));
       prev = name;
     }
-    b.stage("s" + std::to_string(stages), check_b{&out, n - 1}, rondo::after(prev));
+    std::string last = "s";
+    last += std::to_string(stages);
+    b.stage(last, check_b{&out, n - 1}, rondo::after(prev));
     auto d = b.build();
     d.start();
     out.started.await(stages);
@@ -246,6 +250,71 @@ void pipeline_rondo_runtime(benchmark::State& state) {
       static_cast<double>(state.iterations() * n) / static_cast<double>(last_batches));
   state.counters["suspensions/event"] = benchmark::Counter(
       static_cast<double>(suspensions) / static_cast<double>(state.iterations() * n));
+}
+
+// Stage scaling (bench/plot draws it): a chain of k = 1..8 stages that read every event (the
+// last checks value == sequence), producer batch 32, on 2 cores: thread stages (one thread
+// each, `yielding`, the best thread strategy when threads outnumber cores here) against
+// coroutine stages on a two-context runtime with the producer as a coroutine on context 0.
+struct touch_value : rondo_bench::counted_stage {
+  std::int64_t sum = 0;
+  void operator()(event& e, std::int64_t, bool) { sum += e.value; }
+};
+struct no_invariant {
+  std::uint64_t operator()(const event&, std::int64_t) const noexcept { return 0; }
+};
+
+void stage_scaling(benchmark::State& state) {
+  const bool coroutines = state.range(0) != 0;
+  const auto stages = static_cast<int>(state.range(1));
+  constexpr std::int64_t batch = 32;
+  const std::int64_t n = rondo_bench::n_events;
+  bool ok = true;
+  for (auto _ : state) {
+    rondo_bench::sink_output out;
+    std::optional<rondo::runtime> rt;
+    auto b = rondo::disruptor<event>::builder();
+    b.capacity(capacity);
+    if (coroutines) {
+      rt.emplace(2);
+      b.wait(rondo::spin_then_suspend{}).executor(*rt);
+    } else {
+      b.wait(rondo::yielding{});
+    }
+    std::string prev;
+    for (int i = 1; i < stages; ++i) {
+      std::string name = "s";
+      name += std::to_string(i);
+      if (prev.empty()) {
+        b.stage(name, touch_value{{&out}});
+      } else {
+        b.stage(name, touch_value{{&out}}, rondo::after(prev));
+      }
+      prev = name;
+    }
+    using check_value = rondo_bench::checking_sink<event, no_invariant>;
+    if (prev.empty()) {
+      b.stage("last", check_value{&out, n - 1});
+    } else {
+      b.stage("last", check_value{&out, n - 1}, rondo::after(prev));
+    }
+    auto d = b.build();
+    d.start();
+    out.started.await(stages);
+    const rondo_bench::timed_run r = rondo_bench::time_region([&] {
+      if (coroutines) {
+        rt->block_on(publish_sequences_async(d.publisher(), n, batch), 0);
+      } else {
+        rondo_bench::publish_sequences(d.publisher(), n, batch);
+      }
+      out.done.await();
+    });
+    state.SetIterationTime(r.seconds);
+    d.drain();
+    ok = ok && out.check.ok(n) && out.mismatch == 0;
+  }
+  if (!rondo_bench::verify(state, ok, "last stage saw wrong, missing or reordered events")) return;
+  rondo_bench::report_events(state, n, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -362,5 +431,11 @@ BENCHMARK(pipeline_rondo_runtime)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);
+BENCHMARK(stage_scaling)
+    ->ArgNames({"coroutines", "stages"})
+    ->ArgsProduct({{0, 1}, {1, 2, 3, 4, 6, 8}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(2);
 BENCHMARK(pipeline_boost_spsc)->Apply(fast_args);
 BENCHMARK(pipeline_mutex_cv)->Apply(slow_args);
