@@ -20,7 +20,7 @@ bin_dir=build/release/bench
 out_dir=build/release/bench-results
 mkdir -p "$out_dir"
 
-benches=${RONDO_BENCHES:-"reserve_publish one_to_one ping_pong many_to_one pipeline diamond"}
+benches=${RONDO_BENCHES:-"reserve_publish one_to_one ping_pong many_to_one pipeline diamond io"}
 status=0
 for topology in $benches; do
   exe="$bin_dir/${topology}_bench"

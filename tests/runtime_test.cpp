@@ -98,7 +98,7 @@ TEST_CASE("runtime: spawned tasks run, failures come back from stop(), the stop 
       out = co_await rondo::current_io_context().recv(fd, b).cancel_on(std::move(st));
     }(pair[0], waited, rt.stop_token()), 1);
     rt.spawn([]() -> rondo::task<> {
-      co_await rondo::current_io_context().sleep_for(1ms);
+      (void)co_await rondo::current_io_context().sleep_for(1ms);
       throw std::runtime_error("spawned failure");
     }());
     // Acquire: pairs with the release increments of the tasks.
