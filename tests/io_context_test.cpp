@@ -270,7 +270,7 @@ TEST_CASE("io_context embedded in a foreign epoll loop: posts and completions wa
   std::atomic<bool> quit{false};
   std::atomic<int> hops{0};
   int woke_by_epoll = 0;
-  bool slept_ok = false;
+  std::atomic<bool> slept_ok{false};
   std::thread loop([&] {
     rondo::io_context io(rondo::io_options{.entries = 8, .idle_spin = std::chrono::microseconds(0), .max_in_flight = 0});
     const int ep = ::epoll_create1(EPOLL_CLOEXEC);
@@ -280,13 +280,15 @@ TEST_CASE("io_context embedded in a foreign epoll loop: posts and completions wa
     REQUIRE(::epoll_ctl(ep, EPOLL_CTL_ADD, io.wait_handle(), &ev) == 0);
     // A completion of the context's own I/O must wake the loop too.
     auto sleeper = [&]() -> detached {
-      slept_ok = (co_await io.sleep_for(3ms)).ok();
+      const bool ok = (co_await io.sleep_for(3ms)).ok();
+      // Release: pairs with the acquire load on the test thread.
+      slept_ok.store(ok, std::memory_order_release);
     };
     sleeper();
     // Release: pairs with the acquire load on the test thread.
     ctx_ptr.store(&io, std::memory_order_release);
-    // Acquire: pairs with the release store below.
-    while (!quit.load(std::memory_order_acquire)) {
+    // Relaxed: set on this thread, by the last hop (which runs inside poll()).
+    while (!quit.load(std::memory_order_relaxed)) {
       (void)io.poll();
       if (io.prepare_wait()) {
         epoll_event out{};
@@ -294,7 +296,6 @@ TEST_CASE("io_context embedded in a foreign epoll loop: posts and completions wa
         io.finish_wait();
       }
     }
-    (void)io.poll();
     ::close(ep);
   });
   // Acquire: pairs with the release store in the loop thread.
@@ -313,13 +314,19 @@ TEST_CASE("io_context embedded in a foreign epoll loop: posts and completions wa
     while (hops.load(std::memory_order_acquire) <= i) std::this_thread::yield();
   }
   const auto t0 = std::chrono::steady_clock::now();
-  while (!slept_ok && std::chrono::steady_clock::now() - t0 < 5s) std::this_thread::sleep_for(1ms);
-  // Release: pairs with the acquire load in the loop.
-  quit.store(true, std::memory_order_release);
-  auto last = [&]() -> detached { co_await io.schedule(); };  // wakes it to see `quit`
+  // Acquire: pairs with the release store in the sleeper.
+  while (!slept_ok.load(std::memory_order_acquire) && std::chrono::steady_clock::now() - t0 < 5s) {
+    std::this_thread::sleep_for(1ms);
+  }
+  // The loop ends once this hop ran on it (so no posted node is left behind).
+  auto last = [&]() -> detached {
+    co_await io.schedule();
+    // Relaxed: read on this (the loop's) thread.
+    quit.store(true, std::memory_order_relaxed);
+  };
   last();
   loop.join();
   CHECK(hops.load(std::memory_order_acquire) == rounds);
-  CHECK(slept_ok);
+  CHECK(slept_ok.load(std::memory_order_acquire));
   CHECK(woke_by_epoll > 0);
 }
