@@ -136,7 +136,11 @@ struct io_context::impl {
       throw std::invalid_argument("io_options::idle_spin " + std::to_string(o.idle_spin.count()) +
                                   " us is negative");
     }
-    const unsigned candidates[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+    // TASKRUN_FLAG makes the kernel raise IORING_SQ_TASKRUN when completions wait as task
+    // work, so the loop enters the kernel for them only when there are some.
+    const unsigned candidates[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                                       IORING_SETUP_TASKRUN_FLAG,
+                                   IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
                                    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
                                    IORING_SETUP_COOP_TASKRUN, 0U};
     int err = 0;
@@ -341,9 +345,19 @@ struct io_context::impl {
 
   // ---- Completion
 
+  // Whether completions may be waiting as task work that only an io_uring_enter by the owner
+  // runs (DEFER_TASKRUN; COOP_TASKRUN's deferred work). With TASKRUN_FLAG the kernel says so in
+  // the SQ flags (a plain load); without it, a DEFER_TASKRUN ring must always ask.
+  [[nodiscard]] bool kernel_has_work() const noexcept {
+    if ((flags & IORING_SETUP_TASKRUN_FLAG) != 0) {
+      return (IO_URING_READ_ONCE(*ring.sq.kflags) & IORING_SQ_TASKRUN) != 0;
+    }
+    return (flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+  }
+
   // Moves finished I/O to the ready queue; returns how many completions it saw.
   std::size_t reap() {
-    if ((flags & IORING_SETUP_DEFER_TASKRUN) != 0) (void)io_uring_get_events(&ring);
+    if (kernel_has_work()) (void)io_uring_get_events(&ring);
     std::size_t n = 0;
     io_uring_cqe* cqe = nullptr;
     while (io_uring_peek_cqe(&ring, &cqe) == 0 && cqe != nullptr) {
@@ -544,22 +558,20 @@ struct io_context::impl {
 
   // Polls for work for idle_spin, then sleeps in the kernel until a completion (I/O or doorbell).
   void wait_for_work() {
+    // idle_spin 0: straight to the sleep below (which still re-checks everything first).
+    const bool poll_first = opts.idle_spin.count() > 0;
     const auto until = std::chrono::steady_clock::now() + opts.idle_spin;
-    for (std::uint32_t i = 0;; ++i) {
+    const bool flagged = (flags & IORING_SETUP_TASKRUN_FLAG) != 0;
+    for (std::uint32_t i = 0; poll_first; ++i) {
       if (!idle() || stopped.load(std::memory_order_relaxed)) return;
-      if ((i & 63) == 63) {
-        if ((flags & IORING_SETUP_DEFER_TASKRUN) != 0) {
-          // Completions of a DEFER_TASKRUN ring appear only when the owner asks for them.
-          (void)io_uring_get_events(&ring);
-          if (io_uring_cq_ready(&ring) != 0) return;
-        } else if ((flags & IORING_SETUP_TASKRUN_FLAG) != 0 &&
-                   (IO_URING_READ_ONCE(*ring.sq.kflags) & IORING_SQ_TASKRUN) != 0) {
-          // COOP_TASKRUN: the kernel has task work for us that only an enter will run.
-          (void)io_uring_get_events(&ring);
-          if (io_uring_cq_ready(&ring) != 0) return;
-        }
-        if (std::chrono::steady_clock::now() >= until) break;
+      // Completions waiting as task work appear only when the owner enters the kernel: with
+      // TASKRUN_FLAG the kernel flags them (checked every round, a load); without it, ask
+      // every 64 rounds.
+      if (flagged ? kernel_has_work() : ((i & 63) == 63 && kernel_has_work())) {
+        (void)io_uring_get_events(&ring);
+        if (io_uring_cq_ready(&ring) != 0) return;
       }
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() >= until) break;
       detail::cpu_relax();
     }
     // Relaxed store, then a fence: pairs with the fence in post() (Dekker): either the poster
