@@ -204,27 +204,38 @@ void pipeline_rondo_runtime(benchmark::State& state) {
   const std::int64_t n = state.range(1);
   const auto stages = static_cast<int>(state.range(2));
   const bool coroutine_producer = state.range(3) != 0;
+  const bool halves = state.range(4) != 0;  // else round-robin (the builder's default)
+  const std::int64_t ring = state.range(5);
   bool ok = true;
   std::int64_t allocs = 0;
   std::int64_t suspensions = 0;
   std::int64_t last_batches = 0;
+  // halves: stages 1..k/2 on context 0 (with the producer), the rest on context 1, so the
+  // events cross cores once instead of at every stage.
+  const auto place = [&](auto& b, int i) {
+    if (halves) b.on(static_cast<std::size_t>((i - 1) * 2 / stages));
+  };
   for (auto _ : state) {
     rondo_bench::sink_output out;
     rondo::runtime rt(2);
     auto b = rondo::disruptor<event>::builder();
-    b.capacity(capacity).wait(rondo::spin_then_suspend{}).metrics().executor(rt);
+    b.capacity(ring).wait(rondo::spin_then_suspend{}).metrics().executor(rt);
     b.stage("s1", add_one_to_a{{&out}});
+    place(b, 1);
     b.stage("s2", add_one_to_b{{&out}}, rondo::after("s1"));
+    place(b, 2);
     std::string prev = "s2";
     for (int i = 3; i < stages; ++i) {
       std::string name = "s";
       name += std::to_string(i);
       b.stage(name, touch_b{{&out}}, rondo::after(prev));
+      place(b, i);
       prev = name;
     }
     std::string last = "s";
     last += std::to_string(stages);
     b.stage(last, check_b{&out, n - 1}, rondo::after(prev));
+    place(b, stages);
     auto d = b.build();
     d.start();
     out.started.await(stages);
@@ -421,13 +432,16 @@ BENCHMARK(pipeline_rondo_coroutine)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);
 BENCHMARK(pipeline_rondo_runtime)
-    ->ArgNames({"batch", "events", "stages", "coro_producer"})
-    ->Args({1, rondo_bench::n_events, 3, 1})
-    ->Args({32, rondo_bench::n_events, 3, 1})
-    ->Args({256, rondo_bench::n_events, 3, 1})
-    ->Args({32, rondo_bench::n_events, 3, 0})
-    ->Args({32, rondo_bench::n_events, 6, 1})
-    ->Args({256, rondo_bench::n_events, 6, 1})
+    ->ArgNames({"batch", "events", "stages", "coro_producer", "halves", "ring"})
+    ->Args({1, rondo_bench::n_events, 3, 1, 0, capacity})
+    ->Args({32, rondo_bench::n_events, 3, 1, 0, capacity})
+    ->Args({32, rondo_bench::n_events, 3, 1, 1, capacity})
+    ->Args({32, rondo_bench::n_events, 3, 1, 1, 4096})
+    ->Args({256, rondo_bench::n_events, 3, 1, 1, 4096})
+    ->Args({32, rondo_bench::n_events, 3, 0, 0, capacity})
+    ->Args({32, rondo_bench::n_events, 6, 1, 0, capacity})
+    ->Args({32, rondo_bench::n_events, 6, 1, 1, capacity})
+    ->Args({32, rondo_bench::n_events, 6, 1, 1, 4096})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);
