@@ -61,9 +61,9 @@ LATENCY = [
     ("rondo coroutine, spinning", r"^ping_pong_rondo_coroutine/spin"),
     ("boost spsc", r"^ping_pong_boost_spsc"),
     ("rondo coroutine, parked", r"^ping_pong_rondo_coroutine/park"),
-    ("rondo context, idle-spinning", r"^wake.*spinning|^io_wake.*spin"),
-    ("raw futex", r"^wake.*futex|^io_wake.*futex"),
-    ("rondo context, asleep", r"^wake.*sleep|^io_wake.*sleep"),
+    ("rondo context, idle-polling", r"^wakeup_rondo/polling"),
+    ("raw futex", r"^wakeup_futex"),
+    ("rondo context, asleep", r"^wakeup_rondo/sleeping"),
 ]
 
 
@@ -145,6 +145,7 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set logscale y
 set yrange [100:*]
+set key top left
 set grid ytics
 set xtics rotate by -30 left nomirror
 set bmargin 8
