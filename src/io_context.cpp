@@ -132,14 +132,23 @@ struct io_context::impl {
       throw std::invalid_argument("io_options::entries " + std::to_string(o.entries) +
                                   " must be a power of two in [2, 32768]");
     }
+    if (o.max_in_flight == 1) {
+      throw std::invalid_argument(
+          "io_options::max_in_flight 1 is too small: an operation with a timeout needs 2 "
+          "(use 0 for no cap, or >= 2)");
+    }
     if (o.idle_spin.count() < 0) {
       throw std::invalid_argument("io_options::idle_spin " + std::to_string(o.idle_spin.count()) +
                                   " us is negative");
     }
-    // TASKRUN_FLAG makes the kernel raise IORING_SQ_TASKRUN when completions wait as task
-    // work, so the loop enters the kernel for them only when there are some.
+    // Not TASKRUN_FLAG with DEFER_TASKRUN: it would let the loop skip io_uring_get_events
+    // while the kernel flags no work, but an epoll loop driving the context (wait_handle())
+    // then lost wake-ups (1 run in 4 of the embedding test slept its 2 s epoll timeout every
+    // round); the kernel's flag is not a complete account of pending task work.
+    // SUBMIT_ALL (5.18, older than DEFER_TASKRUN) keeps a submission going past an SQE that
+    // fails at prep time, so a linked timeout is never cut from its operation.
     const unsigned candidates[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-                                       IORING_SETUP_TASKRUN_FLAG,
+                                       IORING_SETUP_SUBMIT_ALL,
                                    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
                                    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
                                    IORING_SETUP_COOP_TASKRUN, 0U};
@@ -272,7 +281,11 @@ struct io_context::impl {
     const bool linked = op.req_.timeout_ns >= 0;
     // A linked pair must enter the kernel in one submission: a link cut at the end of a
     // submit would drop the timeout.
-    if (linked && io_uring_sq_space_left(&ring) < 2) flush();
+    while (linked && io_uring_sq_space_left(&ring) < 2) flush();
+    // Counted before any sqe() call: a flush inside it may reap, and a completion must never
+    // find the count already at zero while another SQE still names the operation.
+    op.pending_ = linked ? 2 : 1;
+    in_flight += linked ? 2 : 1;
     io_uring_sqe* s = sqe();
     const detail::io_request& r = op.req_;
     switch (r.kind) {
@@ -329,8 +342,6 @@ struct io_context::impl {
         break;
     }
     io_uring_sqe_set_data64(s, tagged(&op, op_main));
-    op.pending_ = 1;
-    ++in_flight;
     if (linked) {
       s->flags |= IOSQE_IO_LINK;
       op.link_ts_.tv_sec = r.timeout_ns / 1'000'000'000;
@@ -338,8 +349,6 @@ struct io_context::impl {
       io_uring_sqe* t = sqe();
       io_uring_prep_link_timeout(t, &op.link_ts_, 0);
       io_uring_sqe_set_data64(t, tagged(&op, op_timeout));
-      ++op.pending_;
-      ++in_flight;
     }
   }
 
@@ -440,11 +449,12 @@ struct io_context::impl {
       finish_if_done(op);
       return;
     }
+    // Counted first: sqe() may flush and reap this operation's own completion.
+    ++op.pending_;
+    ++in_flight;
     io_uring_sqe* s = sqe();
     io_uring_prep_cancel64(s, tagged(&op, op_main), 0);
     io_uring_sqe_set_data64(s, tagged(&op, op_cancel));
-    ++op.pending_;
-    ++in_flight;
   }
 
   // ---- Multishot accept
@@ -740,6 +750,12 @@ int io_context::wait_handle() {
 bool io_context::prepare_wait() {
   check_owner(*this, "prepare_wait");
   impl_->flush();
+  // Run whatever task work the kernel holds for us, flagged or not, before blocking outside
+  // the ring: work queued earlier no longer signals the wait handle (the kernel signals when
+  // the first item of a batch is queued), so work left behind here would sleep with us.
+  if ((impl_->flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN)) != 0) {
+    (void)io_uring_get_events(&impl_->ring);
+  }
   if (impl_->ready_head != nullptr || io_uring_cq_ready(&impl_->ring) != 0) return false;
   // As in wait_for_work(): either a poster sees `sleeping` and rings, or we see its node.
   impl_->sleeping.store(true, std::memory_order_relaxed);
@@ -825,7 +841,7 @@ multishot_acceptor::multishot_acceptor(io_context& ctx, int listen_fd, unsigned 
 multishot_acceptor::~multishot_acceptor() { s_->ctx->impl_->orphan(*s_); }
 
 void multishot_acceptor::cancel() {
-  check_owner(*s_->ctx, "accept_multishot");
+  check_owner(*s_->ctx, "multishot_acceptor::cancel");
   if (s_->cancelled) return;
   s_->cancelled = true;
   if (s_->armed) {

@@ -74,13 +74,14 @@ journal::journal(io_context& io, std::string path, journal_options opts)
     if (size_ > stage_base_) {
       const int rfd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
       const auto want = static_cast<std::size_t>(size_ - stage_base_);
-      if (rfd < 0 || ::pread(rfd, staging_.get(), want, static_cast<off_t>(stage_base_)) !=
-                         static_cast<ssize_t>(want)) {
-        const int e = errno;
-        if (rfd >= 0) ::close(rfd);
-        throw std::system_error(e, std::system_category(), "rondo::journal: pread(" + path_ + ")");
+      const ssize_t got =
+          rfd < 0 ? -1 : ::pread(rfd, staging_.get(), want, static_cast<off_t>(stage_base_));
+      const int e = got < 0 ? errno : EIO;  // a short read sets no errno
+      if (rfd >= 0) ::close(rfd);
+      if (got != static_cast<ssize_t>(want)) {
+        throw std::system_error(e, std::system_category(),
+                                "rondo::journal: reading the last block of " + path_);
       }
-      ::close(rfd);
     }
   } catch (...) {
     ::close(fd_);
@@ -101,24 +102,43 @@ void journal::fail(const char* op, int res) const {
 void journal::reserve_space(std::uint64_t end) {
   while (allocated_ < end) {
     const std::uint64_t from = round_down(allocated_);
-    const int r = ::fallocate(fd_, 0, static_cast<off_t>(from),
+    // KEEP_SIZE: the file's size stays at what was written (rounded up to a block), so after
+    // a crash a reopen appends after the records, not after megabytes of zeros.
+    const int r = ::fallocate(fd_, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from),
                               static_cast<off_t>(opts_.preallocate));
     if (r != 0) {
       const int e = errno;
-      throw std::system_error(e, std::system_category(), "rondo::journal: fallocate(" + path_ + ")");
+      throw std::system_error(e, std::system_category(),
+                              "rondo::journal: fallocate(" + path_ + ", offset " +
+                                  std::to_string(from) + ", length " +
+                                  std::to_string(opts_.preallocate) + ")");
     }
     allocated_ = from + opts_.preallocate;
   }
 }
 
 task<> journal::append_durable(std::span<const ::iovec> records) {
-  if (opts_.direct) {
-    co_await append_direct(records);
-  } else {
-    co_await append_buffered(records);
+  if (!failure_.empty()) {
+    throw std::runtime_error("rondo::journal(" + path_ + "): an earlier append failed (" +
+                             failure_ + "); the journal takes no more appends");
   }
-  const io_result r = co_await io_->fdatasync(fd_);
-  if (!r.ok()) fail("fdatasync", r.res);
+  try {
+    if (opts_.direct) {
+      co_await append_direct(records);
+    } else {
+      co_await append_buffered(records);
+    }
+    const io_result r = co_await io_->fdatasync(fd_);
+    if (!r.ok()) fail("fdatasync", r.res);
+  } catch (const std::exception& e) {
+    // Buffered: size() never moved, so a retry (error_policy::rewind) rewrites the same
+    // range. Direct: staged bytes already count; rather than risk a record twice, the
+    // journal refuses further appends.
+    if (opts_.direct) failure_ = e.what();
+    throw;
+  }
+  if (!opts_.direct) size_ += pending_;
+  pending_ = 0;
   ++syncs_;
 }
 
@@ -150,7 +170,7 @@ task<> journal::append_buffered(std::span<const ::iovec> records) {
       break;
     }
   }
-  size_ += total;
+  pending_ = total;  // counted in size() once the fdatasync succeeded
 }
 
 task<> journal::append_direct(std::span<const ::iovec> records) {

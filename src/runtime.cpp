@@ -42,36 +42,53 @@ runtime::runtime(runtime_options opts) {
   workers_.reserve(opts.threads);
   for (unsigned i = 0; i < opts.threads; ++i) workers_.push_back(std::make_unique<worker>());
   std::atomic<unsigned> ready{0};
-  for (unsigned i = 0; i < opts.threads; ++i) {
-    worker& w = *workers_[i];
-    w.thread = std::thread([this, &w, &ready, &opts, i] {
-      this_thread_runtime = this;
-      std::optional<io_context> ctx;
-      try {
-        if (opts.pin) pin_to(opts.cpus.empty() ? static_cast<int>(i) : opts.cpus[i % opts.cpus.size()], i);
-        ctx.emplace(opts.io);
-      } catch (...) {
-        w.setup_error = std::current_exception();
-      }
-      if (ctx) {
-        // Release: pairs with the acquire loads in context() and below.
-        w.ctx.store(&*ctx, std::memory_order_release);
-      }
-      // Release: pairs with the acquire load in the constructor (setup_error is visible).
-      ready.fetch_add(1, std::memory_order_release);
-      if (!ctx) return;
-      ctx->run();
-      (void)ctx->poll();  // what stop() interrupted (node already posted)
-      // Relaxed: the join in stop() orders it for every reader.
-      w.ctx.store(nullptr, std::memory_order_relaxed);
-    });
+  unsigned started = 0;
+  try {
+    for (unsigned i = 0; i < opts.threads; ++i) {
+      worker& w = *workers_[i];
+      w.thread = std::thread([this, &w, &ready, &opts, i] {
+        this_thread_runtime = this;
+        try {
+          if (opts.pin) {
+            pin_to(opts.cpus.empty() ? static_cast<int>(i) : opts.cpus[i % opts.cpus.size()], i);
+          }
+          // In the worker, not on this thread's stack: the context outlives its thread (until
+          // ~runtime), so a late post() or stop callback never touches a destroyed context.
+          w.ctx_storage.emplace(opts.io);
+        } catch (...) {
+          w.setup_error = std::current_exception();
+        }
+        io_context* ctx = w.ctx_storage ? &*w.ctx_storage : nullptr;
+        // Release: pairs with the acquire loads in context() and the constructor.
+        if (ctx != nullptr) w.ctx.store(ctx, std::memory_order_release);
+        // Release: pairs with the acquire load in the constructor (setup_error is visible).
+        ready.fetch_add(1, std::memory_order_release);
+        if (ctx == nullptr) return;
+        try {
+          ctx->run();
+          (void)ctx->poll();  // what stop() interrupted (nodes already posted)
+        } catch (...) {
+          // The ring failed (io_uring_submit refused): the context cannot go on. stop()
+          // rethrows the failure; its tasks are abandoned.
+          record_failure(std::current_exception());
+        }
+      });
+      ++started;
+    }
+  } catch (...) {
+    // A thread could not be created: wait for those that were, stop them, rethrow.
+    // Acquire: pairs with the release increments in the threads.
+    while (ready.load(std::memory_order_acquire) != started) std::this_thread::yield();
+    join_all();
+    throw;
   }
   // Acquire: pairs with the release increments above.
   while (ready.load(std::memory_order_acquire) != opts.threads) std::this_thread::yield();
   for (auto& w : workers_) {
     if (!w->setup_error) continue;
     const std::exception_ptr e = w->setup_error;
-    stopping_.store(true, std::memory_order_release);
+    // seq_cst: the Dekker pair with spawn()/block_on() (see stop()).
+    stopping_.store(true, std::memory_order_seq_cst);
     join_all();
     std::rethrow_exception(e);
   }
@@ -92,12 +109,9 @@ io_context& runtime::context(std::size_t i) const {
     throw std::out_of_range("rondo::runtime::context(" + std::to_string(i) + "): the runtime has " +
                             std::to_string(workers_.size()) + " contexts");
   }
-  // Acquire: pairs with the release store on the worker thread.
-  io_context* c = workers_[i]->ctx.load(std::memory_order_acquire);
-  if (c == nullptr) {
-    throw std::logic_error("rondo::runtime::context(" + std::to_string(i) + "): stopped");
-  }
-  return *c;
+  // Acquire: pairs with the release store on the worker thread. Never null once constructed
+  // (the context lives until ~runtime, stopped or not).
+  return *workers_[i]->ctx.load(std::memory_order_acquire);
 }
 
 std::vector<scheduler_ref> runtime::schedulers() const {
@@ -130,6 +144,24 @@ void runtime::join_all() noexcept {
   }
 }
 
+bool runtime::enter() noexcept {
+  // seq_cst increment, then seq_cst load of `stopping_`: a Dekker pair with stop(), which
+  // stores `stopping_` and then reads `live_`. Either stop() sees this job (and waits for it
+  // up to its grace), or this call sees `stopping_` and backs out.
+  live_.fetch_add(1, std::memory_order_seq_cst);
+  if (stopping_.load(std::memory_order_seq_cst)) {
+    // Release: pairs with the acquire loads of `live_` in stop().
+    live_.fetch_sub(1, std::memory_order_release);
+    return false;
+  }
+  return true;
+}
+
+void runtime::leave() noexcept {
+  // Release: pairs with the acquire load in stop() (the job's effects are done).
+  live_.fetch_sub(1, std::memory_order_release);
+}
+
 std::size_t runtime::stop(std::chrono::milliseconds grace) {
   check_not_worker("stop");
   std::size_t abandoned = 0;
@@ -137,17 +169,19 @@ std::size_t runtime::stop(std::chrono::milliseconds grace) {
     const std::lock_guard lk(stop_mutex_);
     if (!stopped_) {
       stopped_ = true;
-      // Release: pairs with the acquire load in spawn().
-      stopping_.store(true, std::memory_order_release);
+      // seq_cst: see enter().
+      stopping_.store(true, std::memory_order_seq_cst);
       stop_.request_stop();
       const auto until = std::chrono::steady_clock::now() + grace;
-      // Acquire: pairs with the release decrement at the end of each spawned task.
-      while (live_.load(std::memory_order_acquire) != 0 &&
+      // seq_cst: see enter(); the tasks' release decrements make their effects visible.
+      while (live_.load(std::memory_order_seq_cst) != 0 &&
              std::chrono::steady_clock::now() < until) {
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
       abandoned = live_.load(std::memory_order_acquire);
       join_all();
+      // Release: pairs with the acquire load in block_on(): no job can run any more.
+      joined_.store(true, std::memory_order_release);
     }
   }
   std::exception_ptr e;

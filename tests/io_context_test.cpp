@@ -196,6 +196,8 @@ TEST_CASE("io_context: sleep_for completes; I/O from a foreign thread is refused
   other.join();
   CHECK(refused);
   CHECK_THROWS_AS(rondo::io_context(rondo::io_options{.entries = 3, .idle_spin = std::chrono::microseconds(50), .max_in_flight = 0}), std::invalid_argument);
+  CHECK_THROWS_WITH(rondo::io_context(rondo::io_options{.entries = 8, .idle_spin = std::chrono::microseconds(50), .max_in_flight = 1}),
+                    Catch::Contains("max_in_flight 1"));
 }
 
 TEST_CASE("journal stage on an io_context: write + fdatasync per batch, in order, before "

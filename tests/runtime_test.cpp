@@ -57,6 +57,8 @@ TEST_CASE("runtime: block_on runs on the chosen context and returns or rethrows"
   CHECK(rt.stop() == 0);
   CHECK(rt.stop() == 0);  // idempotent
   CHECK_THROWS_AS(rt.spawn(where(), 0), std::logic_error);
+  CHECK_THROWS_AS(rt.block_on(where(), 0), std::logic_error);
+  CHECK(rt.context(0).stopped());  // stopped, but alive until the runtime goes
 }
 
 TEST_CASE("runtime: bad options are rejected, pinning works or names the cpu",

@@ -179,7 +179,7 @@ class [[nodiscard]] io_operation {
   bool cancel_ran_ = false;
   bool in_backlog_ = false;
   io_operation* backlog_next_ = nullptr;
-  __kernel_timespec ts_{};       // sleep: the kernel reads it until the timeout completes
+  __kernel_timespec ts_{};       // sleep: read by the kernel when it takes the SQE
   __kernel_timespec link_ts_{};  // .timeout()
   schedule_node node_{};         // resumes the coroutine
   detail::io_cancel_node cancel_node_{};
@@ -205,7 +205,8 @@ class [[nodiscard]] accept_next_operation {
 /// A listening socket accepted with one multishot accept (IORING_ACCEPT_MULTISHOT): the kernel
 /// keeps accepting, and `co_await acc.next()` hands out one connection (io_result::res is the
 /// new fd, or -errno) at a time, in arrival order. Owner thread only. Destroying it cancels the
-/// accept; connections accepted but never handed out are closed.
+/// accept; connections accepted but never handed out are closed. Destroy it only while no
+/// next() waits on it (cancel() first and let the waiter return).
 class multishot_acceptor {
  public:
   multishot_acceptor(io_context& ctx, int listen_fd, unsigned flags);

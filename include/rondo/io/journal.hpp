@@ -18,8 +18,9 @@
 //             (from the block holding the old tail to the block holding the new one) are written
 //             with O_DIRECT, then fdatasync. The last partial block stays staged and is written
 //             again, extended, by the next append. The file is fallocate'd in steps of
-//             `preallocate` bytes and truncated to its logical size when the journal closes;
-//             until then it reads as the records followed by zeros.
+//             `preallocate` bytes (FALLOC_FL_KEEP_SIZE) and truncated to its logical size when
+//             the journal closes; until then, and after a crash, up to 4095 zero bytes follow
+//             the last record (frame your records).
 //
 // Thread-safety: appends run on the io_context's thread, one at a time (the journal stage is
 // one coroutine); size() and syncs() are for that thread or after the stage finished. Errors throw std::system_error naming the operation and
@@ -61,7 +62,9 @@ class journal {
 
   /// Appends the records and makes them durable: completes after the write(s) and the
   /// fdatasync. Throws std::system_error ("writev(orders.log): No space left on device"); after
-  /// a failure the journal's content beyond size() is unspecified.
+  /// a failure the journal's content beyond size() is unspecified. A buffered journal can be
+  /// retried (size() moves only after the fdatasync, so a retry rewrites the same range); a
+  /// direct journal refuses later appends (std::runtime_error naming the first failure).
   task<> append_durable(std::span<const ::iovec> records);
 
   /// Bytes appended (the logical size).
@@ -83,7 +86,9 @@ class journal {
   journal_options opts_;
   int fd_ = -1;
   std::uint64_t size_ = 0;
+  std::uint64_t pending_ = 0;     // buffered: bytes written, not yet synced
   std::uint64_t syncs_ = 0;
+  std::string failure_;           // direct: why an append failed (then no more appends)
   std::uint64_t allocated_ = 0;   // direct: bytes fallocate'd
   std::uint64_t stage_base_ = 0;  // direct: file offset of staging_[0] (block aligned)
   struct free_aligned {

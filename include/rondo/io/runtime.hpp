@@ -86,11 +86,7 @@ class runtime {
   template <class T>
   void spawn(task<T> t, std::size_t on) {
     io_context& ctx = context(on);
-    if (stopping_.load(std::memory_order_acquire)) {  // pairs with the release store in stop()
-      throw std::logic_error("rondo::runtime::spawn(): the runtime is stopping");
-    }
-    // Relaxed: stop() reads it after joining work through the acquire/release pair below.
-    live_.fetch_add(1, std::memory_order_relaxed);
+    if (!enter()) throw std::logic_error("rondo::runtime::spawn(): the runtime is stopping");
     spawned(ctx, std::move(t));
   }
   /// Round-robin over the contexts.
@@ -102,14 +98,24 @@ class runtime {
 
   /// Runs `t` on context `on` and waits for it on the calling thread; returns its value or
   /// rethrows its exception. Throws std::logic_error when called from one of the runtime's
-  /// threads (it would wait on itself).
+  /// threads (it would wait on itself) or after stop(), and std::runtime_error if stop()
+  /// abandoned the task.
   template <class T>
   T block_on(task<T> t, std::size_t on = 0) {
     io_context& ctx = context(on);
     check_not_worker("block_on");
+    if (!enter()) throw std::logic_error("rondo::runtime::block_on(): the runtime is stopping");
     outcome<T> out;
     blocked(ctx, std::move(t), out);
-    out.done.acquire();
+    // A stop() whose grace ran out abandons the job: once the threads are joined nothing can
+    // complete it any more, and waiting would be for ever.
+    while (!out.done.try_acquire_for(std::chrono::milliseconds(10))) {
+      // Acquire: pairs with the release store in stop() after the join.
+      if (joined_.load(std::memory_order_acquire) && !out.done.try_acquire()) {
+        throw std::runtime_error(
+            "rondo::runtime::block_on(): the runtime stopped before the task finished");
+      }
+    }
     if (out.error) std::rethrow_exception(out.error);
     if constexpr (!std::is_void_v<T>) return std::move(*out.value);
   }
@@ -123,6 +129,7 @@ class runtime {
  private:
   struct worker {
     std::thread thread;
+    std::optional<io_context> ctx_storage;  // constructed by the thread, destroyed by ~runtime
     std::atomic<io_context*> ctx{nullptr};
     std::exception_ptr setup_error;
   };
@@ -142,12 +149,11 @@ class runtime {
     } catch (...) {
       record_failure(std::current_exception());
     }
-    // Release: pairs with the acquire load in stop() (the task's effects are done).
-    live_.fetch_sub(1, std::memory_order_release);
+    leave();
   }
 
   template <class T>
-  static detail::runtime_job blocked(io_context& ctx, task<T> t, outcome<T>& out) {
+  detail::runtime_job blocked(io_context& ctx, task<T> t, outcome<T>& out) {
     co_await ctx.schedule();
     try {
       if constexpr (std::is_void_v<T>) {
@@ -158,8 +164,13 @@ class runtime {
     } catch (...) {
       out.error = std::current_exception();
     }
-    out.done.release();  // the waiter may destroy `out` at once: our last touch
+    leave();
+    out.done.release();  // the waiter may destroy `out` at once: our last touch of it
   }
+
+  // Counts a spawned or blocked job in (false: the runtime is stopping) and out.
+  bool enter() noexcept;
+  void leave() noexcept;
 
   static runtime_options options_of(unsigned threads, io_options io) {
     runtime_options o;
@@ -174,6 +185,7 @@ class runtime {
   std::vector<std::unique_ptr<worker>> workers_;
   std::stop_source stop_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> joined_{false};  // stop() joined the threads
   std::atomic<std::size_t> live_{0};
   std::atomic<std::size_t> next_{0};
   std::mutex failure_mutex_;
