@@ -1,6 +1,8 @@
 // journal: buffered and O_DIRECT appends hold every record once, in order, across batches
 // larger than the staging buffer, partial blocks and a reopen; errors name the path.
 
+#include "support.hpp"
+
 #include <rondo/io/journal.hpp>
 #include <rondo/rondo.hpp>
 
@@ -18,15 +20,7 @@
 
 namespace {
 
-struct detached {
-  struct promise_type {
-    detached get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() const noexcept { return {}; }
-    std::suspend_never final_suspend() const noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
+using rondo_test::detached;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
