@@ -204,16 +204,19 @@ void pipeline_rondo_runtime(benchmark::State& state) {
   const std::int64_t n = state.range(1);
   const auto stages = static_cast<int>(state.range(2));
   const bool coroutine_producer = state.range(3) != 0;
-  const bool halves = state.range(4) != 0;  // else round-robin (the builder's default)
+  // 0: round-robin (the builder's default); 1: contiguous halves; 2: every stage on context 0.
+  const std::int64_t placement = state.range(4);
   const std::int64_t ring = state.range(5);
   bool ok = true;
   std::int64_t allocs = 0;
   std::int64_t suspensions = 0;
   std::int64_t last_batches = 0;
   // halves: stages 1..k/2 on context 0 (with the producer), the rest on context 1, so the
-  // events cross cores once instead of at every stage.
+  // events cross cores once instead of at every stage. one context: nothing crosses cores, and
+  // context 1 stays free (for I/O in a real program).
   const auto place = [&](auto& b, int i) {
-    if (halves) b.on(static_cast<std::size_t>((i - 1) * 2 / stages));
+    if (placement == 1) b.on(static_cast<std::size_t>((i - 1) * 2 / stages));
+    if (placement == 2) b.on(0);
   };
   for (auto _ : state) {
     rondo_bench::sink_output out;
@@ -432,16 +435,19 @@ BENCHMARK(pipeline_rondo_coroutine)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);
 BENCHMARK(pipeline_rondo_runtime)
-    ->ArgNames({"batch", "events", "stages", "coro_producer", "halves", "ring"})
+    ->ArgNames({"batch", "events", "stages", "coro_producer", "placement", "ring"})
     ->Args({1, rondo_bench::n_events, 3, 1, 0, capacity})
     ->Args({32, rondo_bench::n_events, 3, 1, 0, capacity})
     ->Args({32, rondo_bench::n_events, 3, 1, 1, capacity})
+    ->Args({32, rondo_bench::n_events, 3, 1, 2, capacity})
+    ->Args({256, rondo_bench::n_events, 3, 1, 2, capacity})
     ->Args({32, rondo_bench::n_events, 3, 1, 1, 4096})
     ->Args({256, rondo_bench::n_events, 3, 1, 1, 4096})
     ->Args({32, rondo_bench::n_events, 3, 0, 0, capacity})
     ->Args({32, rondo_bench::n_events, 6, 1, 0, capacity})
     ->Args({32, rondo_bench::n_events, 6, 1, 1, capacity})
     ->Args({32, rondo_bench::n_events, 6, 1, 1, 4096})
+    ->Args({32, rondo_bench::n_events, 6, 1, 2, capacity})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);

@@ -355,13 +355,18 @@ struct io_context::impl {
   // ---- Completion
 
   // Whether completions may be waiting as task work that only an io_uring_enter by the owner
-  // runs (DEFER_TASKRUN; COOP_TASKRUN's deferred work). With TASKRUN_FLAG the kernel says so in
-  // the SQ flags (a plain load); without it, a DEFER_TASKRUN ring must always ask.
+  // runs (DEFER_TASKRUN; COOP_TASKRUN's deferred work). Nothing in flight: nothing to ask for,
+  // and a compute-only context must not pay a syscall per round (it was a quarter of a
+  // coroutine pipeline's time). The doorbell's read is not counted: it completes only after a
+  // poster saw `sleeping`, and the sleep's own io_uring_submit_and_wait runs that task work.
+  // With TASKRUN_FLAG the kernel says so in the SQ flags (a plain load); without it, a
+  // deferring ring must ask.
   [[nodiscard]] bool kernel_has_work() const noexcept {
+    if (in_flight == 0) return false;
     if ((flags & IORING_SETUP_TASKRUN_FLAG) != 0) {
       return (IO_URING_READ_ONCE(*ring.sq.kflags) & IORING_SQ_TASKRUN) != 0;
     }
-    return (flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+    return (flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN)) != 0;
   }
 
   // Moves finished I/O to the ready queue; returns how many completions it saw.
