@@ -1,9 +1,10 @@
 // echo_server: embedding rondo in a server that already has its own event loop. The loop below
 // owns an epoll set (here with a timerfd of its own that prints a tick) and drives an
-// io_context through wait_handle() / prepare_wait() / poll(). On that context, coroutines
-// accept connections (multishot accept), echo what they read, and publish one record per
-// message into a disruptor with co_await async_reserve(1); a coroutine stage on the same context
-// keeps per-connection statistics. A client thread checks every echo.
+// io_context through wait_handle() / prepare_wait() / poll(). On that context, tasks started
+// with io.spawn() (the context owns them until they return) accept connections (multishot
+// accept), echo what they read, and publish one record per message into a disruptor with
+// co_await async_reserve(1); a coroutine stage on the same context keeps per-connection
+// statistics. A client thread checks every echo.
 //
 //   your epoll loop ──poll()──▶ io_context ──▶ accept loop ──▶ session per connection
 //                                                             recv → send → co_await reserve(1)
@@ -32,17 +33,8 @@ struct message {
   std::uint32_t bytes = 0;
 };
 
-struct detached {  // fire-and-forget coroutines: the accept loop and the sessions
-  struct promise_type {
-    detached get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() const noexcept { return {}; }
-    std::suspend_never final_suspend() const noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
-
-detached session(rondo::io_context& io, int fd, rondo::publisher<message>& pub, int& open) {
+// One connection; started with io.spawn(), which owns it until it returns.
+rondo::task<> session(rondo::io_context& io, int fd, rondo::publisher<message>& pub, int& open) {
   ++open;
   std::byte buf[512];
   for (;;) {
@@ -58,14 +50,13 @@ detached session(rondo::io_context& io, int fd, rondo::publisher<message>& pub, 
   --open;
 }
 
-detached accept_loop(rondo::io_context& io, rondo::multishot_acceptor& acc,
-                     rondo::publisher<message>& pub, int& open, bool& done) {
+rondo::task<> accept_loop(rondo::io_context& io, rondo::multishot_acceptor& acc,
+                          rondo::publisher<message>& pub, int& open) {
   for (;;) {
     const rondo::io_result r = co_await acc.next();
     if (!r.ok()) break;  // cancelled at shutdown
-    session(io, r.res, pub, open);
+    io.spawn(session(io, r.res, pub, open));
   }
-  done = true;
 }
 
 // The client: `conns` connections, `rounds` messages each, every echo checked.
@@ -123,9 +114,8 @@ int main() {
   d.start();
 
   int open = 0;
-  bool accept_done = false;
   auto acc = io.accept_multishot(lfd);
-  accept_loop(io, acc, d.publisher(), open, accept_done);
+  io.spawn(accept_loop(io, acc, d.publisher(), open));
 
   std::atomic<int> client_result{-1};  // -1 running, 0 failed, 1 ok
   rondo::schedule_node wake_loop;      // posted by the client when it is done: a no-op
@@ -149,7 +139,7 @@ int main() {
   ::epoll_ctl(ep, EPOLL_CTL_ADD, io.wait_handle(), &ev);
   int ticks = 0;
   bool shutting_down = false;
-  while (!(accept_done && open == 0)) {
+  while (io.spawned() != 0) {  // the accept loop and every session have returned
     (void)io.poll();  // run what is ready, submit, reap: never blocks
     // Acquire: pairs with the release store in the client thread.
     if (!shutting_down && client_result.load(std::memory_order_acquire) >= 0 && open == 0) {

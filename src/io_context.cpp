@@ -120,6 +120,8 @@ struct io_context::impl {
   io_operation* backlog_tail = nullptr;
   std::size_t backlog_size = 0;
   detail::multishot_state* orphans = nullptr;
+  // Owner-only: failures of spawned tasks, oldest first, for run()/run_one()/poll() to rethrow.
+  std::deque<std::exception_ptr> spawn_failures;
   detail::intrusive_mpsc_queue remote;
   // Written by the owner around its kernel sleep, read by posters (Dekker with their push).
   alignas(detail::cache_line_size) std::atomic<bool> sleeping{false};
@@ -688,12 +690,30 @@ void check_owner(const io_context& c, const char* what) {
 }
 }  // namespace
 
+void io_context::spawn_done(std::exception_ptr failure) noexcept {
+  // Owner thread (the job runs here). A failure that cannot be kept (no memory for the queue
+  // entry) terminates rather than vanish.
+  if (failure) impl_->spawn_failures.push_back(std::move(failure));
+  // Release: pairs with the acquire load in spawned(). Our last touch of the context: a thread
+  // that sees 0 may destroy it.
+  spawned_.fetch_sub(1, std::memory_order_release);
+}
+
+void io_context::rethrow_spawn_failure() {
+  if (impl_->spawn_failures.empty()) [[likely]] return;
+  std::exception_ptr e = std::move(impl_->spawn_failures.front());
+  impl_->spawn_failures.pop_front();
+  std::rethrow_exception(e);
+}
+
 std::size_t io_context::run() {
   check_owner(*this, "run");
+  rethrow_spawn_failure();  // one left by an earlier call
   std::size_t ran = 0;
   // Acquire: pairs with the release store in stop().
   while (!impl_->stopped.load(std::memory_order_acquire)) {
     const std::size_t r = impl_->round(*this);
+    rethrow_spawn_failure();
     ran += r;
     if (r == 0) impl_->wait_for_work();
   }
@@ -702,9 +722,11 @@ std::size_t io_context::run() {
 
 std::size_t io_context::poll() {
   check_owner(*this, "poll");
+  rethrow_spawn_failure();  // one left by an earlier call
   std::size_t ran = 0;
   for (;;) {
     const std::size_t r = impl_->round(*this);
+    rethrow_spawn_failure();
     if (r == 0) return ran;
     ran += r;
   }
@@ -712,6 +734,7 @@ std::size_t io_context::poll() {
 
 bool io_context::run_one() {
   check_owner(*this, "run_one");
+  rethrow_spawn_failure();  // one left by an earlier call
   // Acquire: pairs with the release store in stop().
   while (!impl_->stopped.load(std::memory_order_acquire)) {
     (void)impl_->take_remote();
@@ -727,6 +750,7 @@ bool io_context::run_one() {
       const running_scope running(*this);
       n->run();
       impl_->flush();
+      rethrow_spawn_failure();
       return true;
     }
     impl_->wait_for_work();

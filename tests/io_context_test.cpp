@@ -15,6 +15,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -166,6 +167,67 @@ TEST_CASE("io_context: failures are values that name the operation and the fd",
   CHECK_THROWS_WITH(results[0].value(), Catch::Contains("read(fd -1)"));
   CHECK(results[1].error() == std::error_code(ENOSPC, std::system_category()));
   CHECK_THROWS_AS(results[1].value(), std::system_error);
+}
+
+// Runs the context until every spawned task finished, then once more (a failure kept by the
+// last one is rethrown by that call).
+static void run_until_spawned_done(rondo::io_context& io) {
+  while (io.spawned() != 0) (void)io.run_one();
+  (void)io.poll();
+}
+
+TEST_CASE("io_context::spawn: fire-and-forget tasks, posted, counted, failures rethrown in order",
+          "[io][deterministic]") {
+  rondo::io_context io;
+  std::vector<int> order;
+  auto work = [&](int id) -> rondo::task<> {
+    co_await io.sleep_for(1ms);  // real I/O: the task is suspended in the kernel meanwhile
+    order.push_back(id);
+  };
+  auto value = [&]() -> rondo::task<int> {
+    (void)co_await io.nop();
+    co_return 7;
+  };
+  auto fail = [&](int id) -> rondo::task<> {
+    (void)co_await io.nop();
+    throw std::runtime_error("spawned task " + std::to_string(id) + " failed");
+  };
+  io.spawn(work(1));
+  io.spawn(value());
+  std::thread other([&] { io.spawn(work(2)); });  // any thread may spawn
+  other.join();
+  CHECK(order.empty());  // posted: nothing ran inside spawn()
+  CHECK(io.spawned() == 3);
+  run_until_spawned_done(io);
+  CHECK(io.spawned() == 0);
+  CHECK(order.size() == 2);
+
+  io.spawn(fail(1));
+  io.spawn(fail(2));
+  io.spawn(work(3));
+  // Each failure comes out of one call, oldest first; the context goes on afterwards.
+  CHECK_THROWS_WITH(run_until_spawned_done(io), Catch::Contains("spawned task 1 failed"));
+  CHECK_THROWS_WITH(run_until_spawned_done(io), Catch::Contains("spawned task 2 failed"));
+  CHECK_NOTHROW(run_until_spawned_done(io));
+  CHECK(io.spawned() == 0);
+  CHECK(order == std::vector<int>{1, 2, 3});
+}
+
+TEST_CASE("io_context::spawn from another thread onto a running context", "[io][stress]") {
+  context_thread t;
+  constexpr int tasks = RONDO_TSAN ? 200 : 5000;
+  std::atomic<int> done{0};
+  auto body = [&]() -> rondo::task<> {
+    if (done.load(std::memory_order_relaxed) % 8 == 0) (void)co_await t.ctx().nop();
+    // Relaxed: the acquire load of spawned() == 0 below orders it (release decrement).
+    done.fetch_add(1, std::memory_order_relaxed);
+  };
+  for (int i = 0; i < tasks; ++i) {
+    t.ctx().spawn(body());
+    if (i % 500 == 0) std::this_thread::sleep_for(200us);  // let it fall asleep sometimes
+  }
+  while (t.ctx().spawned() != 0) std::this_thread::yield();
+  CHECK(done.load(std::memory_order_relaxed) == tasks);
 }
 
 TEST_CASE("io_context: sleep_for completes; I/O from a foreign thread is refused",

@@ -24,11 +24,13 @@
 // the owner thread (a coroutine running on this context).
 
 #include <rondo/coro/scheduler.hpp>
+#include <rondo/coro/task.hpp>
 
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <span>
 #include <string>
@@ -225,6 +227,20 @@ class multishot_acceptor {
   detail::multishot_state* s_;
 };
 
+namespace detail {
+// The coroutine behind io_context::spawn(): starts at once, frees its own frame at the end.
+// Its body catches everything, so unhandled_exception() is never reached.
+struct spawned_job {
+  struct promise_type {
+    spawned_job get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() const noexcept { return {}; }
+    std::suspend_never final_suspend() const noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
+}  // namespace detail
+
 /// One io_uring and the thread that runs it. Models the scheduler concept.
 ///
 /// Thread-safety: post(), stop() and has_pending() from any thread; run(), run_one(), poll()
@@ -261,6 +277,33 @@ class io_context {
   /// `co_await io.schedule()` moves the caller onto this context.
   [[nodiscard]] auto schedule() noexcept {
     return manual_scheduler::schedule_operation<io_context>{*this};
+  }
+
+  /// Starts `t` on this context, fire-and-forget: it is posted (it runs when the owner next
+  /// runs the loop, never inside spawn()) and the context owns it until it finishes. Any
+  /// thread. An exception escaping `t` is kept and rethrown, on the owner thread, by the
+  /// run(), run_one() or poll() that ran it (one per call, in order; call again to go on: the
+  /// context stays usable, as with asio). Allocates the wrapper's frame (std::bad_alloc
+  /// propagates, nothing started). A task still suspended when the context is destroyed is
+  /// never resumed and its frame is not freed (freeing it could free buffers the kernel is
+  /// still writing): run until spawned() is 0 first.
+  template <class T>
+  void spawn(task<T> t) {
+    // Relaxed: a count; spawned() readers pair with the release decrement in spawn_done().
+    spawned_.fetch_add(1, std::memory_order_relaxed);
+    try {
+      (void)run_spawned(*this, std::move(t));
+    } catch (...) {
+      // Release: pairs with the acquire load in spawned().
+      spawned_.fetch_sub(1, std::memory_order_release);
+      throw;
+    }
+  }
+  /// Tasks started by spawn() that have not finished. Any thread.
+  [[nodiscard]] std::size_t spawned() const noexcept {
+    // Acquire: pairs with the release decrement in spawn_done(): a 0 here means every spawned
+    // task's effects are visible.
+    return spawned_.load(std::memory_order_acquire);
   }
 
   // ---- File operations. `offset` as in pread/pwrite; (std::uint64_t)-1 means the file position.
@@ -390,8 +433,25 @@ class io_context {
   void start(io_operation& op);
   void cancel(io_operation& op);
 
+  template <class T>
+  static detail::spawned_job run_spawned(io_context& ctx, task<T> t) {
+    co_await ctx.schedule();
+    std::exception_ptr failure;
+    try {
+      (void)co_await std::move(t);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    ctx.spawn_done(std::move(failure));
+  }
+  // Owner thread: keeps a failure for run()/run_one()/poll() to rethrow, and counts one out.
+  void spawn_done(std::exception_ptr failure) noexcept;
+  // Owner thread: rethrows the oldest kept failure, if any.
+  void rethrow_spawn_failure();
+
   std::unique_ptr<impl> impl_;
   std::thread::id owner_;
+  std::atomic<std::size_t> spawned_{0};
 };
 
 static_assert(scheduler<io_context>);
