@@ -17,9 +17,14 @@
 //    wakeup_rondo/sleeping  a coroutine hops between two io_contexts (rondo::runtime, 2 threads,
 //                           idle_spin = 0) with co_await other.schedule(): every hop is a post()
 //                           to a context asleep in io_uring_submit_and_wait, woken by its
-//                           doorbell (eventfd read armed on the ring). The coroutine waits 20 us
-//                           on each side before it posts, so the other context has finished its
-//                           idle loop and sleeps; that wait is not in the sample.
+//                           doorbell: an IORING_OP_MSG_RING from the poster's ring (the
+//                           default between contexts). The coroutine waits 20 us on each side
+//                           before it posts, so the other context has finished its idle loop
+//                           and sleeps; that wait is not in the sample.
+//    wakeup_rondo/sleeping_eventfd  the same with io_options::msg_ring_doorbell off: the
+//                           doorbell is the woken context's eventfd (a read armed on its ring),
+//                           the path plain threads always take. msg_ring_doorbells and
+//                           eventfd_doorbells count which path the rows really took.
 //    wakeup_rondo/polling   the same with the default idle_spin (50 us) and no wait: the contexts
 //                           are still polling their queues when the post lands: no kernel
 //                           involved
@@ -478,25 +483,40 @@ rondo::task<hop_outcome> hop_rounds(rondo::io_context& home, rondo::io_context& 
   co_return out;
 }
 
+// Doorbells rung in the hop rounds of one benchmark (MSG_RING between the contexts, or eventfd).
+rondo::io_context::doorbell_counts hop_doorbells;
+
 std::string rondo_hop_round(round_trip_samples& rec, std::chrono::microseconds idle_spin,
-                            std::chrono::nanoseconds gap) {
+                            std::chrono::nanoseconds gap, bool msg_ring) {
   const std::pair<int, int> cpus = rondo_bench::pair_cpus();
   rondo::runtime_options opts;
   opts.threads = 2;
   opts.pin = cpus.first >= 0;
   if (opts.pin) opts.cpus = {cpus.first, cpus.second};
   opts.io.idle_spin = idle_spin;
+  opts.io.msg_ring_doorbell = msg_ring;
   rondo::runtime rt(opts);
   const hop_outcome out = rt.block_on(hop_rounds(rt.context(0), rt.context(1), rec, gap), 0);
   rec.set_switches(out.switches);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto d = rt.context(i).doorbells();
+    hop_doorbells.msg_ring += d.msg_ring;
+    hop_doorbells.eventfd += d.eventfd;
+  }
   return out.ok ? std::string{} : std::string("a hop resumed on the wrong context");
 }
 
-void wakeup_rondo(benchmark::State& state, std::chrono::microseconds idle_spin) {
+void wakeup_rondo(benchmark::State& state, std::chrono::microseconds idle_spin, bool msg_ring) {
   const bool sleeping = idle_spin.count() == 0;
   const std::chrono::nanoseconds gap = sleeping ? std::chrono::nanoseconds(sleep_gap) : 0ns;
+  hop_doorbells = {};
   wakeup_bench(state, sleeping ? sleeping_plan : polling_plan,
-               [idle_spin, gap](round_trip_samples& rec) { return rondo_hop_round(rec, idle_spin, gap); });
+               [idle_spin, gap, msg_ring](round_trip_samples& rec) {
+                 return rondo_hop_round(rec, idle_spin, gap, msg_ring);
+               });
+  // How the sleeping contexts were woken: MSG_RING from the other context's ring, or eventfd.
+  state.counters["msg_ring_doorbells"] = static_cast<double>(hop_doorbells.msg_ring);
+  state.counters["eventfd_doorbells"] = static_cast<double>(hop_doorbells.eventfd);
   if (sleeping && futex_p50_ns > 0 && state.counters.count("p50_ns") != 0) {
     state.counters["rondo/futex_p50"] = state.counters["p50_ns"].value / futex_p50_ns;
     state.counters["rondo/futex_p99"] = state.counters["p99_ns"].value / futex_p99_ns;
@@ -1311,8 +1331,10 @@ void once(benchmark::internal::Benchmark* b) {
 // journal_raw_uring (which replays rondo's batch sizes and reports rondo/raw).
 BENCHMARK(wakeup_busy_spin)->Apply(once);
 BENCHMARK(wakeup_futex)->Apply(once);
-BENCHMARK_CAPTURE(wakeup_rondo, sleeping, std::chrono::microseconds(0))->Apply(once);
-BENCHMARK_CAPTURE(wakeup_rondo, polling, std::chrono::microseconds(50))->Apply(once);
+BENCHMARK_CAPTURE(wakeup_rondo, sleeping, std::chrono::microseconds(0), true)->Apply(once);
+BENCHMARK_CAPTURE(wakeup_rondo, sleeping_eventfd, std::chrono::microseconds(0), false)
+    ->Apply(once);
+BENCHMARK_CAPTURE(wakeup_rondo, polling, std::chrono::microseconds(50), true)->Apply(once);
 BENCHMARK(echo_raw_liburing)->Apply(once);
 BENCHMARK_CAPTURE(echo_rondo, polling, std::chrono::microseconds(50))->Apply(once);
 BENCHMARK_CAPTURE(echo_rondo, sleeping, std::chrono::microseconds(0))->Apply(once);

@@ -27,11 +27,18 @@ namespace {
 // or one of two constants (no object has address 0).
 constexpr std::uint64_t doorbell_tag = 1;  // the doorbell's eventfd read
 constexpr std::uint64_t ignore_tag = 2;    // completions nobody waits for
+constexpr std::uint64_t msg_doorbell_tag = 3;  // a doorbell another context sent by MSG_RING
+constexpr std::uint64_t msg_sent_tag = 4;      // our own MSG_RING's completion
 constexpr std::uint64_t tag_mask = 7;
 constexpr std::uint64_t op_main = 0;       // an io_operation's own completion
 constexpr std::uint64_t op_timeout = 1;    // its linked timeout
 constexpr std::uint64_t op_cancel = 2;     // its ASYNC_CANCEL
 constexpr std::uint64_t op_multishot = 3;  // a multishot_acceptor's accept
+
+// io_context::impl::sleeping
+constexpr std::uint8_t awake = 0;
+constexpr std::uint8_t asleep_in_ring = 1;     // in io_uring_submit_and_wait
+constexpr std::uint8_t asleep_elsewhere = 2;   // a foreign loop's wait (prepare_wait())
 
 std::uint64_t tagged(const void* p, std::uint64_t tag) noexcept {
   return reinterpret_cast<std::uint64_t>(p) | tag;
@@ -124,7 +131,16 @@ struct io_context::impl {
   std::deque<std::exception_ptr> spawn_failures;
   detail::intrusive_mpsc_queue remote;
   // Written by the owner around its kernel sleep, read by posters (Dekker with their push).
-  alignas(detail::cache_line_size) std::atomic<bool> sleeping{false};
+  alignas(detail::cache_line_size) std::atomic<std::uint8_t> sleeping{awake};
+  // Set up once: this ring can send and take MSG_RING doorbells (a DEFER_TASKRUN ring on a
+  // kernel with IORING_OP_MSG_RING, whose remote delivery completes at once on the sender).
+  bool msg_ring = false;
+  // Owner-only: the result of our last MSG_RING doorbell, once reaped (see ring_by_msg()).
+  int msg_result = 0;
+  bool msg_reaped = false;
+  // Diagnostics (relaxed counters, bumped by posters on the slow path only).
+  std::atomic<std::uint64_t> rung_by_msg_ring{0};
+  std::atomic<std::uint64_t> rung_by_eventfd{0};
   std::atomic<bool> stopped{false};
   std::atomic<int> stoppers{0};  // stop() calls in progress (see stop())
   std::atomic<int> posters{0};   // remote post() calls in progress (see post())
@@ -183,6 +199,12 @@ struct io_context::impl {
       throw std::system_error(e, std::system_category(), "rondo::io_context: eventfd");
     }
     arm_doorbell();
+    if (o.msg_ring_doorbell && (flags & IORING_SETUP_DEFER_TASKRUN) != 0) {
+      if (io_uring_probe* probe = io_uring_get_probe_ring(&ring)) {
+        msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING) != 0;
+        io_uring_free_probe(probe);
+      }
+    }
   }
 
   ~impl() {
@@ -374,6 +396,11 @@ struct io_context::impl {
   // Moves finished I/O to the ready queue; returns how many completions it saw.
   std::size_t reap() {
     if (kernel_has_work()) (void)io_uring_get_events(&ring);
+    return reap_cq();
+  }
+
+  // What reap() does once completions are in the CQ: no syscall.
+  std::size_t reap_cq() {
     std::size_t n = 0;
     io_uring_cqe* cqe = nullptr;
     while (io_uring_peek_cqe(&ring, &cqe) == 0 && cqe != nullptr) {
@@ -386,7 +413,13 @@ struct io_context::impl {
         arm_doorbell();
         continue;
       }
-      if (data == ignore_tag) continue;
+      if (data == ignore_tag || data == msg_doorbell_tag) continue;  // the wake was the point
+      if (data == msg_sent_tag) {
+        --in_flight;
+        msg_result = res;
+        msg_reaped = true;
+        continue;
+      }
       void* obj = reinterpret_cast<void*>(data & ~tag_mask);
       switch (data & tag_mask) {
         case op_main: on_main(*static_cast<io_operation*>(obj), res); break;
@@ -593,22 +626,22 @@ struct io_context::impl {
     }
     // Relaxed store, then a fence: pairs with the fence in post() (Dekker): either the poster
     // sees `sleeping` and rings, or we see its node below.
-    sleeping.store(true, std::memory_order_relaxed);
+    sleeping.store(asleep_in_ring, std::memory_order_relaxed);
     detail::seq_cst_fence();
     // Acquire: pairs with the release store in stop().
     if (!remote.empty() || stopped.load(std::memory_order_acquire)) {
-      sleeping.store(false, std::memory_order_relaxed);
+      sleeping.store(awake, std::memory_order_relaxed);
       return;
     }
     flush();
     // flush() may have reaped (CQ overflow): then there is work and no reason to sleep.
     if (ready_head != nullptr || io_uring_cq_ready(&ring) != 0) {
-      sleeping.store(false, std::memory_order_relaxed);
+      sleeping.store(awake, std::memory_order_relaxed);
       return;
     }
     const int r = io_uring_submit_and_wait(&ring, 1);
     // Relaxed: only the owner reads its own flag back; posters re-check after their push.
-    sleeping.store(false, std::memory_order_relaxed);
+    sleeping.store(awake, std::memory_order_relaxed);
     if (r < 0 && r != -EINTR && r != -ETIME && r != -EBUSY) {
       throw std::system_error(-r, std::system_category(),
                               "rondo::io_context: io_uring_submit_and_wait");
@@ -616,9 +649,29 @@ struct io_context::impl {
   }
 
   void ring_doorbell() noexcept {
+    // Relaxed: a diagnostic counter.
+    rung_by_eventfd.fetch_add(1, std::memory_order_relaxed);
     const std::uint64_t one = 1;
     // A failed write (the counter at its maximum) still leaves the eventfd readable.
     (void)!::write(doorbell, &one, sizeof one);
+  }
+
+  // Wakes `target` (asleep in its ring) with an IORING_OP_MSG_RING from this ring: one
+  // io_uring_enter here, and the target wakes to a CQE with nothing to re-arm (the eventfd
+  // doorbell costs it a read completion and a new SQE per wake). Owner thread of this context.
+  // Returns whether the kernel said it delivered: sending to a DEFER_TASKRUN ring completes
+  // within the submit, so the result is in our CQ when flush() returns; anything else (a
+  // failure, or a result not there yet) and the caller rings the eventfd as well — the target
+  // is never touched after post() returns.
+  bool ring_by_msg(const impl& target) {
+    io_uring_sqe* s = sqe();
+    ++in_flight;
+    io_uring_prep_msg_ring(s, target.ring.ring_fd, 0, msg_doorbell_tag, 0);
+    io_uring_sqe_set_data64(s, msg_sent_tag);
+    msg_reaped = false;
+    flush();  // now: the target sleeps until it arrives
+    (void)reap_cq();
+    return msg_reaped && msg_result >= 0;
   }
 };
 
@@ -645,7 +698,30 @@ void io_context::post(schedule_node& n) noexcept {
   (void)impl_->remote.push(n);  // release CAS
   detail::seq_cst_fence();      // pairs with the fence in wait_for_work()
   // Relaxed: ordered by the fence above.
-  if (impl_->sleeping.load(std::memory_order_relaxed)) impl_->ring_doorbell();
+  const std::uint8_t asleep = impl_->sleeping.load(std::memory_order_relaxed);
+  if (asleep != awake) {
+    // From a coroutine running on another context: MSG_RING from that context's ring when
+    // both rings take it and the target sleeps in its ring (a foreign loop's epoll watches the
+    // eventfd path). Anything else (plain threads, stop()): the eventfd.
+    io_context* from = current_io_context_or_null();
+    if (asleep == asleep_in_ring && from != nullptr && from != this && impl_->msg_ring &&
+        from->impl_->msg_ring) {
+      bool delivered = false;
+      try {
+        delivered = from->impl_->ring_by_msg(*impl_);
+      } catch (...) {
+        // Our own ring failed to submit: the eventfd below; never leave the target asleep.
+      }
+      if (delivered) {
+        // Relaxed: a diagnostic counter.
+        impl_->rung_by_msg_ring.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        impl_->ring_doorbell();
+      }
+    } else {
+      impl_->ring_doorbell();
+    }
+  }
   // Release: pairs with the acquire load in ~io_context().
   impl_->posters.fetch_sub(1, std::memory_order_release);
 }
@@ -665,7 +741,7 @@ void io_context::stop() noexcept {
   // Release: pairs with the acquire loads in the run loop.
   impl_->stopped.store(true, std::memory_order_release);
   detail::seq_cst_fence();  // as in post(): either the loop sees `stopped` or we see `sleeping`
-  if (impl_->sleeping.load(std::memory_order_relaxed)) impl_->ring_doorbell();
+  if (impl_->sleeping.load(std::memory_order_relaxed) != awake) impl_->ring_doorbell();
   // Release: pairs with the acquire load in ~io_context().
   impl_->stoppers.fetch_sub(1, std::memory_order_release);
 }
@@ -787,10 +863,10 @@ bool io_context::prepare_wait() {
   }
   if (impl_->ready_head != nullptr || io_uring_cq_ready(&impl_->ring) != 0) return false;
   // As in wait_for_work(): either a poster sees `sleeping` and rings, or we see its node.
-  impl_->sleeping.store(true, std::memory_order_relaxed);
+  impl_->sleeping.store(asleep_elsewhere, std::memory_order_relaxed);
   detail::seq_cst_fence();  // pairs with the fence in post()
   if (!impl_->remote.empty() || impl_->stopped.load(std::memory_order_acquire)) {
-    impl_->sleeping.store(false, std::memory_order_relaxed);
+    impl_->sleeping.store(awake, std::memory_order_relaxed);
     return false;
   }
   return true;
@@ -798,7 +874,7 @@ bool io_context::prepare_wait() {
 
 void io_context::finish_wait() noexcept {
   // Relaxed: only the owner reads its own flag back; posters re-check after their push.
-  impl_->sleeping.store(false, std::memory_order_relaxed);
+  impl_->sleeping.store(awake, std::memory_order_relaxed);
   if (impl_->wait_fd >= 0) {
     std::uint64_t count = 0;  // reset: what woke the loop is handled by its next poll()
     (void)!::read(impl_->wait_fd, &count, sizeof count);
@@ -808,6 +884,14 @@ void io_context::finish_wait() noexcept {
 unsigned io_context::setup_flags() const noexcept { return impl_->flags; }
 int io_context::native_handle() const noexcept { return impl_->ring.ring_fd; }
 std::size_t io_context::in_flight() const noexcept { return impl_->in_flight; }
+
+io_context::doorbell_counts io_context::doorbells() const noexcept {
+  // Relaxed: diagnostic counters.
+  return {impl_->rung_by_msg_ring.load(std::memory_order_relaxed),
+          impl_->rung_by_eventfd.load(std::memory_order_relaxed)};
+}
+
+bool io_context::msg_ring_doorbell() const noexcept { return impl_->msg_ring; }
 std::size_t io_context::backlog() const noexcept { return impl_->backlog_size; }
 
 void io_context::start(io_operation& op) { impl_->start(op); }

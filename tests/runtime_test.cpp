@@ -113,6 +113,53 @@ TEST_CASE("runtime: spawned tasks run, failures come back from stop(), the stop 
   ::close(pair[1]);
 }
 
+namespace {
+// Hops a coroutine between the two contexts `rounds` times; counts hops that resumed on the
+// wrong thread.
+rondo::task<int> hop_between(rondo::io_context& a, rondo::io_context& b, int rounds) {
+  int wrong = 0;
+  for (int i = 0; i < rounds; ++i) {
+    rondo::io_context& to = (i % 2 == 0) ? b : a;
+    co_await to.schedule();
+    if (std::this_thread::get_id() != to.owner()) ++wrong;
+    // Now and then the other context has time to fall asleep in its ring (idle_spin 0).
+    if (i % 16 == 0) (void)co_await to.sleep_for(50us);
+  }
+  co_return wrong;
+}
+
+std::uint64_t rung(rondo::runtime& rt, bool msg_ring) {
+  std::uint64_t n = 0;
+  for (std::size_t i = 0; i < rt.size(); ++i) {
+    const auto d = rt.context(i).doorbells();
+    n += msg_ring ? d.msg_ring : d.eventfd;
+  }
+  return n;
+}
+}  // namespace
+
+TEST_CASE("doorbells between contexts: MSG_RING when both take it, the eventfd otherwise; a "
+          "sleeping context is always woken",
+          "[io][runtime][stress]") {
+  constexpr int rounds = RONDO_TSAN ? 400 : 4000;
+  for (const bool on : {true, false}) {
+    rondo::io_options io;
+    io.idle_spin = 0us;  // every idle context sleeps in its ring at once
+    io.msg_ring_doorbell = on;
+    rondo::runtime rt(2, io);
+    CHECK(rt.block_on(hop_between(rt.context(0), rt.context(1), rounds), 0) == 0);
+    INFO("msg_ring_doorbell " << on << ": " << rung(rt, true) << " by MSG_RING, "
+                              << rung(rt, false) << " by eventfd");
+    if (on && rt.context(0).msg_ring_doorbell() && rt.context(1).msg_ring_doorbell()) {
+      CHECK(rung(rt, true) > 0);
+    } else {
+      CHECK(rung(rt, true) == 0);
+      CHECK(rung(rt, false) > 0);
+    }
+    CHECK(rt.stop() == 0);
+  }
+}
+
 TEST_CASE("builder.executor(rt): round-robin placement, .on(i), bad index", "[io][runtime][deterministic]") {
   rondo::runtime rt(2);
   constexpr int stages = 6;
@@ -167,7 +214,7 @@ TEST_CASE("runtime stress: stages on two contexts, producers on other threads, e
   recs[1]->deps = {recs[0].get()};
   recs[2]->deps = {recs[0].get()};
   recs[3]->deps = {recs[1].get(), recs[2].get()};
-  rondo::runtime rt(2, rondo::io_options{.entries = 64, .idle_spin = 20us, .max_in_flight = 0});
+  rondo::runtime rt(2, rondo::io_options{.entries = 64, .idle_spin = 20us, .max_in_flight = 0, .msg_ring_doorbell = true});
   rondo::spin_then_suspend policy;
   policy.spins = 50;
   auto b = rondo::disruptor<event>::builder();

@@ -1,7 +1,7 @@
 #pragma once
 // io_context: one io_uring driven by one thread. It is a rondo scheduler (coroutine stages and
-// waits resume on it) and it performs their I/O. First slice of the executor: the run loop, the
-// local and remote queues, the doorbell, and read / write / fsync / fdatasync / sleep_for.
+// waits resume on it) and it performs their I/O: the run loop, the local and remote queues, the
+// doorbell, the I/O operations, spawn().
 //
 // Theory of operation
 //
@@ -14,9 +14,10 @@
 //   nothing ready: spin `idle_spin` polling the queues and the CQ, then
 //     sleeping = true; fence; re-check the remote queue; io_uring_submit_and_wait(1)
 //
-//   The doorbell is an eventfd with a read kept armed on the ring: a poster that sees
-//   `sleeping` (after its own fence: the Dekker handshake of docs/wakeup-protocol.md) writes it,
-//   the read completes and the owner wakes.
+//   The doorbell, rung by a poster that sees `sleeping` (after its own fence: the Dekker
+//   handshake of docs/wakeup-protocol.md): from a coroutine on another context, an
+//   IORING_OP_MSG_RING sent from that context's ring; from anywhere else, a write to an eventfd
+//   with a read kept armed on the ring. Either way a completion arrives and the owner wakes.
 //
 // The ring uses IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN when the kernel has them, else
 // COOP_TASKRUN, else no flags. With SINGLE_ISSUER the ring belongs to the thread that created
@@ -64,6 +65,12 @@ struct io_options {
   /// (recvs on idle sockets vs the send that would answer them): size it above the number of
   /// long-lived operations.
   unsigned max_in_flight = 0;
+  /// Doorbells between contexts by IORING_OP_MSG_RING: a coroutine on this context that posts
+  /// to another one asleep in its ring sends a message from this ring instead of writing the
+  /// other's eventfd, and this context takes such messages (both sides must have it on and a
+  /// DEFER_TASKRUN ring on a kernel with MSG_RING). The woken side then has no eventfd read to
+  /// complete and re-arm. Off: always the eventfd (the A/B row in bench/io_bench.cpp).
+  bool msg_ring_doorbell = true;
 };
 
 /// The outcome of one I/O operation: the kernel's result (bytes, a new fd, or -errno) and what
@@ -408,6 +415,19 @@ class io_context {
   /// backlog because `entries` were already in flight (diagnostics). Owner thread.
   [[nodiscard]] std::size_t in_flight() const noexcept;
   [[nodiscard]] std::size_t backlog() const noexcept;
+
+  /// How the doorbell of this context was rung (diagnostics; any thread): by IORING_OP_MSG_RING
+  /// from another context's ring (a coroutine on context A posting to context B asleep in its
+  /// ring, when both rings take MSG_RING), or by a write to its eventfd (posts from plain
+  /// threads, stop(), a foreign loop's wait, or a MSG_RING that was refused).
+  struct doorbell_counts {
+    std::uint64_t msg_ring = 0;
+    std::uint64_t eventfd = 0;
+  };
+  [[nodiscard]] doorbell_counts doorbells() const noexcept;
+  /// Whether this context sends and takes MSG_RING doorbells (a DEFER_TASKRUN ring on a kernel
+  /// with IORING_OP_MSG_RING).
+  [[nodiscard]] bool msg_ring_doorbell() const noexcept;
 
  private:
   friend class io_operation;
