@@ -181,7 +181,7 @@ TEST_CASE("io_context::spawn: fire-and-forget tasks, posted, counted, failures r
   rondo::io_context io;
   std::vector<int> order;
   auto work = [&](int id) -> rondo::task<> {
-    co_await io.sleep_for(1ms);  // real I/O: the task is suspended in the kernel meanwhile
+    (void)co_await io.sleep_for(1ms);  // real I/O: the task is suspended in the kernel meanwhile
     order.push_back(id);
   };
   auto value = [&]() -> rondo::task<int> {
