@@ -73,6 +73,10 @@
 //                       (the like-for-like row); /steady: all of journal_rondo's mean size (what
 //                       the same bytes cost when the batches are even).
 //                       rondo/raw (events/s) is reported on these rows, since they run after.
+//    journal_rondo_polling  journal_rondo with io_options::idle_spin_with_file_io on: the
+//                       context polls for idle_spin while its writev / fdatasync run in
+//                       io_uring's workers (by default it sleeps at once then). rondo/raw
+//                       against the replay row, vs_default against journal_rondo.
 //    journal_rondo_odirect  O_DIRECT into a file reserved with fallocate and written once (so
 //                       its extents are allocated and initialised, as a pre-allocated journal
 //                       segment is): per round 16 coroutines each co_await a 4 KiB aligned
@@ -139,7 +143,8 @@ double futex_p50_ns = 0;
 double futex_p99_ns = 0;
 double raw_echo_msgs_per_s = 0;
 double rondo_journal_events_per_s = 0;
-std::vector<std::int64_t> rondo_journal_batches;  // journal_rondo's batch sizes, in order
+std::vector<std::int64_t> rondo_journal_batches;
+double raw_replay_events_per_s = 0;  // journal_raw_uring/replay, for journal_rondo_polling  // journal_rondo's batch sizes, in order
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers.
@@ -1032,7 +1037,8 @@ struct journal_stats {
 };
 
 // The rondo journal: a producer thread, a disruptor, an async writev + fdatasync stage.
-void journal_rondo(benchmark::State& state) {
+// poll_file_io: io_options::idle_spin_with_file_io (the context polls while its I/O runs).
+void run_journal_rondo(benchmark::State& state, bool poll_file_io) {
   const std::string dir = journal_dir();
   const std::pair<int, int> cpus = rondo_bench::pair_cpus();
   const rondo_bench::scoped_pin pin(cpus.first);
@@ -1052,6 +1058,7 @@ void journal_rondo(benchmark::State& state) {
       opts.threads = 1;
       opts.pin = cpus.second >= 0;
       if (opts.pin) opts.cpus = {cpus.second};
+      opts.io.idle_spin_with_file_io = poll_file_io;
       rondo::runtime rt(opts);
       const int fd = f.fd;
       auto d = rondo::disruptor<journal_event>::builder()
@@ -1112,10 +1119,23 @@ void journal_rondo(benchmark::State& state) {
       return;
     }
     st.report(state, dir);
-    rondo_journal_events_per_s = static_cast<double>(st.events) / st.seconds;
-    rondo_journal_batches = std::move(sizes);
+    const double events_per_s = static_cast<double>(st.events) / st.seconds;
+    if (!poll_file_io) {
+      rondo_journal_events_per_s = events_per_s;
+      rondo_journal_batches = std::move(sizes);
+    } else {
+      if (raw_replay_events_per_s > 0) {
+        state.counters["rondo/raw"] = events_per_s / raw_replay_events_per_s;
+      }
+      if (rondo_journal_events_per_s > 0) {
+        state.counters["vs_default"] = events_per_s / rondo_journal_events_per_s;
+      }
+    }
   }
 }
+
+void journal_rondo(benchmark::State& state) { run_journal_rondo(state, false); }
+void journal_rondo_polling(benchmark::State& state) { run_journal_rondo(state, true); }
 
 // The same file traffic by hand: writev(batch) then fdatasync, each awaited, in a loop.
 // replay: journal_rondo's batch sizes, in order (from the start again if this row gets
@@ -1185,9 +1205,10 @@ void journal_raw_uring(benchmark::State& state, bool replay) {
       return;
     }
     st.report(state, dir);
+    const double events_per_s = static_cast<double>(st.events) / st.seconds;
+    if (replay) raw_replay_events_per_s = events_per_s;
     if (rondo_journal_events_per_s > 0) {
-      state.counters["rondo/raw"] =
-          rondo_journal_events_per_s / (static_cast<double>(st.events) / st.seconds);
+      state.counters["rondo/raw"] = rondo_journal_events_per_s / events_per_s;
     }
   }
 }
@@ -1341,4 +1362,5 @@ BENCHMARK_CAPTURE(echo_rondo, sleeping, std::chrono::microseconds(0))->Apply(onc
 BENCHMARK(journal_rondo)->Apply(once);
 BENCHMARK_CAPTURE(journal_raw_uring, replay, true)->Apply(once);
 BENCHMARK_CAPTURE(journal_raw_uring, steady, false)->Apply(once);
+BENCHMARK(journal_rondo_polling)->Apply(once);
 BENCHMARK(journal_rondo_odirect)->Apply(once);

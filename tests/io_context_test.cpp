@@ -257,8 +257,8 @@ TEST_CASE("io_context: sleep_for completes; I/O from a foreign thread is refused
   });
   other.join();
   CHECK(refused);
-  CHECK_THROWS_AS(rondo::io_context(rondo::io_options{.entries = 3, .idle_spin = std::chrono::microseconds(50), .max_in_flight = 0, .msg_ring_doorbell = true}), std::invalid_argument);
-  CHECK_THROWS_WITH(rondo::io_context(rondo::io_options{.entries = 8, .idle_spin = std::chrono::microseconds(50), .max_in_flight = 1, .msg_ring_doorbell = true}),
+  CHECK_THROWS_AS(rondo::io_context(rondo::io_options{.entries = 3, .idle_spin = std::chrono::microseconds(50), .max_in_flight = 0, .msg_ring_doorbell = true, .idle_spin_with_file_io = false}), std::invalid_argument);
+  CHECK_THROWS_WITH(rondo::io_context(rondo::io_options{.entries = 8, .idle_spin = std::chrono::microseconds(50), .max_in_flight = 1, .msg_ring_doorbell = true, .idle_spin_with_file_io = false}),
                     Catch::Contains("max_in_flight 1"));
 }
 
@@ -336,7 +336,7 @@ TEST_CASE("io_context embedded in a foreign epoll loop: posts and completions wa
   int woke_by_epoll = 0;
   std::atomic<bool> slept_ok{false};
   std::thread loop([&] {
-    rondo::io_context io(rondo::io_options{.entries = 8, .idle_spin = std::chrono::microseconds(0), .max_in_flight = 0, .msg_ring_doorbell = true});
+    rondo::io_context io(rondo::io_options{.entries = 8, .idle_spin = std::chrono::microseconds(0), .max_in_flight = 0, .msg_ring_doorbell = true, .idle_spin_with_file_io = false});
     const int ep = ::epoll_create1(EPOLL_CLOEXEC);
     REQUIRE(ep >= 0);
     epoll_event ev{};

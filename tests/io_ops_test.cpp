@@ -325,7 +325,7 @@ TEST_CASE("io ops: cancellations racing completions from another thread (stress)
 TEST_CASE("io ops: more operations than max_in_flight wait in the backlog, none is lost",
           "[io][deterministic]") {
   rondo::io_context io(rondo::io_options{
-      .entries = 2, .idle_spin = std::chrono::microseconds(0), .max_in_flight = 2, .msg_ring_doorbell = true});
+      .entries = 2, .idle_spin = std::chrono::microseconds(0), .max_in_flight = 2, .msg_ring_doorbell = true, .idle_spin_with_file_io = false});
   constexpr int n = 64;
   int done = 0;
   std::size_t max_backlog = 0;
@@ -436,7 +436,7 @@ TEST_CASE("io ops: completions that overflow the completion queue are not lost",
   // 2 SQ entries, 8 CQ entries, no cap: 200 timeouts expire together and overflow the CQ; the
   // kernel keeps the overflow (IORING_FEAT_NODROP) and the loop reaps it.
   rondo::io_context io(rondo::io_options{
-      .entries = 2, .idle_spin = std::chrono::microseconds(0), .max_in_flight = 0, .msg_ring_doorbell = true});
+      .entries = 2, .idle_spin = std::chrono::microseconds(0), .max_in_flight = 0, .msg_ring_doorbell = true, .idle_spin_with_file_io = false});
   constexpr int n = 200;
   int done = 0;
   auto one = [&]() -> detached {

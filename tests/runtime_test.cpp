@@ -214,7 +214,7 @@ TEST_CASE("runtime stress: stages on two contexts, producers on other threads, e
   recs[1]->deps = {recs[0].get()};
   recs[2]->deps = {recs[0].get()};
   recs[3]->deps = {recs[1].get(), recs[2].get()};
-  rondo::runtime rt(2, rondo::io_options{.entries = 64, .idle_spin = 20us, .max_in_flight = 0, .msg_ring_doorbell = true});
+  rondo::runtime rt(2, rondo::io_options{.entries = 64, .idle_spin = 20us, .max_in_flight = 0, .msg_ring_doorbell = true, .idle_spin_with_file_io = false});
   rondo::spin_then_suspend policy;
   policy.spins = 50;
   auto b = rondo::disruptor<event>::builder();
