@@ -132,6 +132,7 @@ struct io_context::impl {
   detail::multishot_state* orphans = nullptr;
   // Owner-only: failures of spawned tasks, oldest first, for run()/run_one()/poll() to rethrow.
   std::deque<std::exception_ptr> spawn_failures;
+  std::function<void(std::exception_ptr)> spawn_failure_handler;  // on_spawn_failure()
   detail::intrusive_mpsc_queue remote;
   // Written by the owner around its kernel sleep, read by posters (Dekker with their push).
   alignas(detail::cache_line_size) std::atomic<std::uint8_t> sleeping{awake};
@@ -787,10 +788,20 @@ void check_owner(const io_context& c, const char* what) {
 void io_context::spawn_done(std::exception_ptr failure) noexcept {
   // Owner thread (the job runs here). A failure that cannot be kept (no memory for the queue
   // entry) terminates rather than vanish.
-  if (failure) impl_->spawn_failures.push_back(std::move(failure));
+  if (failure) {
+    if (impl_->spawn_failure_handler) {
+      impl_->spawn_failure_handler(std::move(failure));
+    } else {
+      impl_->spawn_failures.push_back(std::move(failure));
+    }
+  }
   // Release: pairs with the acquire load in spawned(). Our last touch of the context: a thread
   // that sees 0 may destroy it.
   spawned_.fetch_sub(1, std::memory_order_release);
+}
+
+void io_context::on_spawn_failure(std::function<void(std::exception_ptr)> h) {
+  impl_->spawn_failure_handler = std::move(h);
 }
 
 void io_context::rethrow_spawn_failure() {

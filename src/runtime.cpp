@@ -64,6 +64,9 @@ runtime::runtime(runtime_options opts) {
         // Release: pairs with the acquire load in the constructor (setup_error is visible).
         ready.fetch_add(1, std::memory_order_release);
         if (ctx == nullptr) return;
+        // Tasks spawned on the context directly (an accept loop's sessions): a failure is kept
+        // for stop() like rt.spawn()'s, and the context goes on.
+        ctx->on_spawn_failure([this](std::exception_ptr e) { record_failure(std::move(e)); });
         try {
           ctx->run();
           (void)ctx->poll();  // what stop() interrupted (nodes already posted)
@@ -173,12 +176,20 @@ std::size_t runtime::stop(std::chrono::milliseconds grace) {
       stopping_.store(true, std::memory_order_seq_cst);
       stop_.request_stop();
       const auto until = std::chrono::steady_clock::now() + grace;
-      // seq_cst: see enter(); the tasks' release decrements make their effects visible.
-      while (live_.load(std::memory_order_seq_cst) != 0 &&
-             std::chrono::steady_clock::now() < until) {
+      // Waits for rt.spawn()'s tasks and for those spawned on the contexts directly.
+      const auto running = [this] {
+        // seq_cst: see enter(); the tasks' release decrements make their effects visible.
+        std::size_t n = live_.load(std::memory_order_seq_cst);
+        for (const auto& w : workers_) {
+          // Acquire: pairs with the release store in the worker thread.
+          if (io_context* c = w->ctx.load(std::memory_order_acquire)) n += c->spawned();
+        }
+        return n;
+      };
+      while (running() != 0 && std::chrono::steady_clock::now() < until) {
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
-      abandoned = live_.load(std::memory_order_acquire);
+      abandoned = running();
       join_all();
       // Release: pairs with the acquire load in block_on(): no job can run any more.
       joined_.store(true, std::memory_order_release);

@@ -160,6 +160,65 @@ TEST_CASE("doorbells between contexts: MSG_RING when both take it, the eventfd o
   }
 }
 
+TEST_CASE("runtime: tasks spawned on a context directly; a failure does not stop the context and "
+          "comes back from stop()",
+          "[io][runtime][deterministic]") {
+  rondo::runtime rt(2);
+  std::atomic<int> sessions{0};
+  auto session = [&](int id) -> rondo::task<> {
+    (void)co_await rondo::current_io_context().sleep_for(200us);
+    if (id == 3) throw std::runtime_error("session 3 failed");
+    // Relaxed: read after stop() joined the threads.
+    sessions.fetch_add(1, std::memory_order_relaxed);
+  };
+  // An accept loop's shape: the loop spawns its sessions on its own context.
+  auto acceptor = [&]() -> rondo::task<> {
+    for (int id = 0; id < 8; ++id) rondo::current_io_context().spawn(session(id));
+    co_return;
+  };
+  rt.block_on(acceptor(), 1);
+  // The context keeps running after session 3 failed: later work on it completes.
+  auto later = [&]() -> rondo::task<int> {
+    (void)co_await rondo::current_io_context().sleep_for(5ms);
+    co_return 42;
+  };
+  CHECK(rt.block_on(later(), 1) == 42);
+  CHECK_THROWS_WITH(rt.stop(), "session 3 failed");
+  CHECK(sessions.load(std::memory_order_relaxed) == 7);
+  CHECK(rt.context(1).spawned() == 0);
+}
+
+TEST_CASE("runtime: stop() waits for tasks spawned on a context directly",
+          "[io][runtime][deterministic]") {
+  rondo::runtime rt(1);
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+  std::byte buf[8];
+  std::atomic<bool> finished{false};
+  bool cancelled = false;  // read after stop() joined the threads
+  auto session = [&]() -> rondo::task<> {
+    // Nobody ever sends: only stop() ends this recv.
+    const rondo::io_result r =
+        co_await rondo::current_io_context().recv(fds[0], buf).cancel_on(rt.stop_token());
+    cancelled = r.cancelled();
+    (void)co_await rondo::current_io_context().sleep_for(10ms);  // stop() must wait for this
+    // Release: pairs with the acquire load after stop().
+    finished.store(true, std::memory_order_release);
+  };
+  auto start = [&]() -> rondo::task<> {
+    rondo::current_io_context().spawn(session());
+    co_return;
+  };
+  rt.block_on(start(), 0);
+  CHECK(rt.context(0).spawned() == 1);
+  CHECK(rt.stop() == 0);  // not abandoned: it finished within the grace period
+  // Acquire: pairs with the release store in the session.
+  CHECK(finished.load(std::memory_order_acquire));
+  CHECK(cancelled);
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
 TEST_CASE("builder.executor(rt): round-robin placement, .on(i), bad index", "[io][runtime][deterministic]") {
   rondo::runtime rt(2);
   constexpr int stages = 6;

@@ -32,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -312,6 +313,12 @@ class io_context {
       throw;
     }
   }
+  /// Sends failures of spawned tasks to `h` (called on the owner thread as each task ends; it
+  /// must not throw) instead of rethrowing them from run() / run_one() / poll(). Owner thread,
+  /// or before the context first runs. rondo::runtime sets it on its contexts, so a task
+  /// spawned with current_io_context().spawn() that fails is rethrown by runtime::stop() and
+  /// the context goes on running.
+  void on_spawn_failure(std::function<void(std::exception_ptr)> h);
   /// Tasks started by spawn() that have not finished. Any thread.
   [[nodiscard]] std::size_t spawned() const noexcept {
     // Acquire: pairs with the release decrement in spawn_done(): a 0 here means every spawned

@@ -120,10 +120,11 @@ class runtime {
     if constexpr (!std::is_void_v<T>) return std::move(*out.value);
   }
 
-  /// Requests stop on stop_token(), waits up to `grace` for spawned tasks to finish, stops the
+  /// Requests stop on stop_token(), waits up to `grace` for spawned tasks to finish (those of
+  /// spawn() and those spawned on a context directly with io_context::spawn()), stops the
   /// contexts and joins the threads. Returns how many spawned tasks were still suspended (they
   /// are abandoned: their frames are never resumed). Rethrows the first failure of a spawned
-  /// task. Idempotent. Throws std::logic_error from one of the runtime's threads.
+  /// task of either kind. Idempotent. Throws std::logic_error from one of the runtime's threads.
   std::size_t stop(std::chrono::milliseconds grace = std::chrono::seconds(1));
 
  private:
