@@ -28,7 +28,8 @@ namespace {
 constexpr std::uint64_t doorbell_tag = 1;  // the doorbell's eventfd read
 constexpr std::uint64_t ignore_tag = 2;    // completions nobody waits for
 constexpr std::uint64_t msg_doorbell_tag = 3;  // a doorbell another context sent by MSG_RING
-constexpr std::uint64_t msg_sent_tag = 4;      // our own MSG_RING's completion
+constexpr std::uint64_t msg_sent_tag = 4;      // our own MSG_RING's completion (a send number
+                                               // above the tag bits)
 constexpr std::uint64_t tag_mask = 7;
 constexpr std::uint64_t op_main = 0;       // an io_operation's own completion
 constexpr std::uint64_t op_timeout = 1;    // its linked timeout
@@ -140,8 +141,12 @@ struct io_context::impl {
   // kernel with IORING_OP_MSG_RING, whose remote delivery completes at once on the sender).
   bool msg_ring = false;
   // Owner-only: the result of our last MSG_RING doorbell, once reaped (see ring_by_msg()).
-  int msg_result = 0;
-  bool msg_reaped = false;
+  std::uint64_t msg_sends = 0;
+  // Owner-only: a doorbell (an eventfd read or another context's MSG_RING) may be waiting as
+  // task work: set when a sleep in the ring is called off after `sleeping` was announced (a
+  // poster may have rung meanwhile), so the next reap asks the kernel once even with nothing
+  // in flight and such work never piles up on a busy context.
+  bool doorbell_work = false;
   // Diagnostics (relaxed counters, bumped by posters on the slow path only).
   std::atomic<std::uint64_t> rung_by_msg_ring{0};
   std::atomic<std::uint64_t> rung_by_eventfd{0};
@@ -401,7 +406,7 @@ struct io_context::impl {
   // With TASKRUN_FLAG the kernel says so in the SQ flags (a plain load); without it, a
   // deferring ring must ask.
   [[nodiscard]] bool kernel_has_work() const noexcept {
-    if (in_flight == 0) return false;
+    if (in_flight == 0 && !doorbell_work) return false;
     if ((flags & IORING_SETUP_TASKRUN_FLAG) != 0) {
       return (IO_URING_READ_ONCE(*ring.sq.kflags) & IORING_SQ_TASKRUN) != 0;
     }
@@ -410,7 +415,10 @@ struct io_context::impl {
 
   // Moves finished I/O to the ready queue; returns how many completions it saw.
   std::size_t reap() {
-    if (kernel_has_work()) (void)io_uring_get_events(&ring);
+    if (kernel_has_work()) {
+      doorbell_work = false;
+      (void)io_uring_get_events(&ring);
+    }
     return reap_cq();
   }
 
@@ -429,10 +437,8 @@ struct io_context::impl {
         continue;
       }
       if (data == ignore_tag || data == msg_doorbell_tag) continue;  // the wake was the point
-      if (data == msg_sent_tag) {
+      if ((data & tag_mask) == msg_sent_tag) {  // its result was read in ring_by_msg()
         --in_flight;
-        msg_result = res;
-        msg_reaped = true;
         continue;
       }
       void* obj = reinterpret_cast<void*>(data & ~tag_mask);
@@ -647,15 +653,25 @@ struct io_context::impl {
     // sees `sleeping` and rings, or we see its node below.
     sleeping.store(asleep_in_ring, std::memory_order_relaxed);
     detail::seq_cst_fence();
+    // Called off from here on: a poster that saw `sleeping` may have rung (doorbell_work).
+    // Relaxed stores of `awake`: only the owner reads its own flag back; a poster that still
+    // sees a stale "asleep" rings once too often, which is harmless.
     // Acquire: pairs with the release store in stop().
     if (!remote.empty() || stopped.load(std::memory_order_acquire)) {
       sleeping.store(awake, std::memory_order_relaxed);
+      doorbell_work = true;
       return;
     }
-    flush();
+    try {
+      flush();
+    } catch (...) {
+      sleeping.store(awake, std::memory_order_relaxed);
+      throw;
+    }
     // flush() may have reaped (CQ overflow): then there is work and no reason to sleep.
     if (ready_head != nullptr || io_uring_cq_ready(&ring) != 0) {
       sleeping.store(awake, std::memory_order_relaxed);
+      doorbell_work = true;
       return;
     }
     const int r = io_uring_submit_and_wait(&ring, 1);
@@ -682,15 +698,27 @@ struct io_context::impl {
   // within the submit, so the result is in our CQ when flush() returns; anything else (a
   // failure, or a result not there yet) and the caller rings the eventfd as well — the target
   // is never touched after post() returns.
-  bool ring_by_msg(const impl& target) {
-    io_uring_sqe* s = sqe();
+  //
+  // Nothing here has side effects beyond the send: no SQE when the SQ is full, a plain
+  // io_uring_submit (no reaping on -EBUSY), and the result is found by looking at the CQ
+  // without consuming it (reap_cq() consumes it later and only uncounts it). Never throws.
+  bool ring_by_msg(const impl& target) noexcept {
+    if (io_uring_sq_space_left(&ring) == 0) return false;
+    io_uring_sqe* s = io_uring_get_sqe(&ring);
+    if (s == nullptr) return false;
+    const std::uint64_t id = (++msg_sends << 3) | msg_sent_tag;
     ++in_flight;
     io_uring_prep_msg_ring(s, target.ring.ring_fd, 0, msg_doorbell_tag, 0);
-    io_uring_sqe_set_data64(s, msg_sent_tag);
-    msg_reaped = false;
-    flush();  // now: the target sleeps until it arrives
-    (void)reap_cq();
-    return msg_reaped && msg_result >= 0;
+    io_uring_sqe_set_data64(s, id);
+    // Now: the target sleeps until it arrives. A failed submit leaves the SQE for the next
+    // flush (a late, harmless doorbell); the caller rings the eventfd.
+    if (io_uring_submit(&ring) < 0) return false;
+    unsigned head = 0;
+    io_uring_cqe* cqe = nullptr;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      if (io_uring_cqe_get_data64(cqe) == id) return cqe->res >= 0;
+    }
+    return false;  // not completed within the submit (or in the CQ overflow list)
   }
 };
 
@@ -725,13 +753,7 @@ void io_context::post(schedule_node& n) noexcept {
     io_context* from = current_io_context_or_null();
     if (asleep == asleep_in_ring && from != nullptr && from != this && impl_->msg_ring &&
         from->impl_->msg_ring) {
-      bool delivered = false;
-      try {
-        delivered = from->impl_->ring_by_msg(*impl_);
-      } catch (...) {
-        // Our own ring failed to submit: the eventfd below; never leave the target asleep.
-      }
-      if (delivered) {
+      if (from->impl_->ring_by_msg(*impl_)) {
         // Relaxed: a diagnostic counter.
         impl_->rung_by_msg_ring.fetch_add(1, std::memory_order_relaxed);
       } else {
@@ -795,12 +817,14 @@ void io_context::spawn_done(std::exception_ptr failure) noexcept {
       impl_->spawn_failures.push_back(std::move(failure));
     }
   }
-  // Release: pairs with the acquire load in spawned(). Our last touch of the context: a thread
-  // that sees 0 may destroy it.
+  // Release: pairs with the acquire load in spawned(): a thread that sees 0 sees every spawned
+  // task's effects. (The task's frames are destroyed after this, on this thread, inside the
+  // run loop: the context must still not be destroyed while its owner runs it.)
   spawned_.fetch_sub(1, std::memory_order_release);
 }
 
 void io_context::on_spawn_failure(std::function<void(std::exception_ptr)> h) {
+  check_owner(*this, "on_spawn_failure");
   impl_->spawn_failure_handler = std::move(h);
 }
 
@@ -894,7 +918,10 @@ bool io_context::prepare_wait() {
   // As in wait_for_work(): either a poster sees `sleeping` and rings, or we see its node.
   impl_->sleeping.store(asleep_elsewhere, std::memory_order_relaxed);
   detail::seq_cst_fence();  // pairs with the fence in post()
+  // Acquire: pairs with the release store in stop().
   if (!impl_->remote.empty() || impl_->stopped.load(std::memory_order_acquire)) {
+    // Relaxed: only the owner reads its own flag back; a poster that rang meanwhile left a
+    // doorbell read that the next prepare_wait()'s io_uring_get_events collects.
     impl_->sleeping.store(awake, std::memory_order_relaxed);
     return false;
   }

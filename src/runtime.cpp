@@ -55,6 +55,11 @@ runtime::runtime(runtime_options opts) {
           // In the worker, not on this thread's stack: the context outlives its thread (until
           // ~runtime), so a late post() or stop callback never touches a destroyed context.
           w.ctx_storage.emplace(opts.io);
+          // Tasks spawned on the context directly (an accept loop's sessions): a failure is
+          // kept for stop() like rt.spawn()'s, and the context goes on. Installed before the
+          // context is published, on its owner thread.
+          w.ctx_storage->on_spawn_failure(
+              [this](std::exception_ptr e) { record_failure(std::move(e)); });
         } catch (...) {
           w.setup_error = std::current_exception();
         }
@@ -64,9 +69,6 @@ runtime::runtime(runtime_options opts) {
         // Release: pairs with the acquire load in the constructor (setup_error is visible).
         ready.fetch_add(1, std::memory_order_release);
         if (ctx == nullptr) return;
-        // Tasks spawned on the context directly (an accept loop's sessions): a failure is kept
-        // for stop() like rt.spawn()'s, and the context goes on.
-        ctx->on_spawn_failure([this](std::exception_ptr e) { record_failure(std::move(e)); });
         try {
           ctx->run();
           (void)ctx->poll();  // what stop() interrupted (nodes already posted)
@@ -176,20 +178,36 @@ std::size_t runtime::stop(std::chrono::milliseconds grace) {
       stopping_.store(true, std::memory_order_seq_cst);
       stop_.request_stop();
       const auto until = std::chrono::steady_clock::now() + grace;
-      // Waits for rt.spawn()'s tasks and for those spawned on the contexts directly.
-      const auto running = [this] {
+      // Waits for rt.spawn()'s tasks and for those spawned on the contexts directly. One scan
+      // of the contexts is not a snapshot (a task on context 1 may spawn on context 0, already
+      // scanned, and end before context 1 is read), so quiet means two scans in a row that see
+      // nothing running and the same number of spawns ever made.
+      struct scan {
+        std::size_t running = 0;
+        std::uint64_t spawns = 0;
+      };
+      const auto take = [this] {
+        scan s;
         // seq_cst: see enter(); the tasks' release decrements make their effects visible.
-        std::size_t n = live_.load(std::memory_order_seq_cst);
+        s.running = live_.load(std::memory_order_seq_cst);
         for (const auto& w : workers_) {
           // Acquire: pairs with the release store in the worker thread.
-          if (io_context* c = w->ctx.load(std::memory_order_acquire)) n += c->spawned();
+          if (io_context* c = w->ctx.load(std::memory_order_acquire)) {
+            s.running += c->spawned();
+            s.spawns += c->spawn_count();
+          }
         }
-        return n;
+        return s;
       };
-      while (running() != 0 && std::chrono::steady_clock::now() < until) {
+      scan last = take();
+      for (;;) {
+        const scan now = take();
+        if (last.running == 0 && now.running == 0 && now.spawns == last.spawns) break;
+        last = now;
+        if (std::chrono::steady_clock::now() >= until) break;
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
-      abandoned = running();
+      abandoned = last.running;
       join_all();
       // Release: pairs with the acquire load in block_on(): no job can run any more.
       joined_.store(true, std::memory_order_release);

@@ -28,6 +28,7 @@ constexpr int rounds = RONDO_TSAN ? 20'000 : 300'000;
 bool await_value(const std::atomic<std::int64_t>& v, std::int64_t want) {
   constexpr auto stall_limit = std::chrono::seconds(10);
   auto give_up = std::chrono::steady_clock::now() + stall_limit;
+  // Relaxed: only a progress marker; the acquire load below decides.
   std::int64_t seen = v.load(std::memory_order_relaxed);
   for (std::uint32_t i = 0;; ++i) {
     // Acquire: pairs with the waiter's release store of its acknowledgement.

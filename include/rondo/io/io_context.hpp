@@ -35,6 +35,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -257,8 +258,10 @@ struct spawned_job {
 
 /// One io_uring and the thread that runs it. Models the scheduler concept.
 ///
-/// Thread-safety: post(), stop() and has_pending() from any thread; run(), run_one(), poll()
-/// and the I/O operations from the owner thread (the one that constructed it).
+/// Thread-safety: post(), stop(), has_pending(), spawn(), spawned(), spawn_count(),
+/// doorbells() and stopped() from any thread; run(), run_one(), poll(), on_spawn_failure(),
+/// the embedding calls and the I/O operations from the owner thread (the one that constructed
+/// it).
 class io_context {
  public:
   /// Sets up the ring. Throws std::system_error naming the cause when io_uring is unavailable
@@ -300,11 +303,19 @@ class io_context {
   /// context stays usable, as with asio). Allocates the wrapper's frame (std::bad_alloc
   /// propagates, nothing started). A task still suspended when the context is destroyed is
   /// never resumed and its frame is not freed (freeing it could free buffers the kernel is
-  /// still writing): run until spawned() is 0 first.
+  /// still writing): run until spawned() is 0 first. Throws std::logic_error while the context
+  /// is stopped (the task would not run before a restart(); on a runtime's context, never).
   template <class T>
   void spawn(task<T> t) {
-    // Relaxed: a count; spawned() readers pair with the release decrement in spawn_done().
+    if (stopped()) {
+      throw std::logic_error(
+          "rondo::io_context::spawn(): the context is stopped; the task would never run (call "
+          "restart() first, or spawn before runtime::stop())");
+    }
+    // Relaxed: counts. The task's own release decrement in spawn_done() comes after both in
+    // its thread's order, so a reader that acquires that decrement sees them (runtime::stop()).
     spawned_.fetch_add(1, std::memory_order_relaxed);
+    spawn_count_.fetch_add(1, std::memory_order_relaxed);
     try {
       (void)run_spawned(*this, std::move(t));
     } catch (...) {
@@ -314,8 +325,8 @@ class io_context {
     }
   }
   /// Sends failures of spawned tasks to `h` (called on the owner thread as each task ends; it
-  /// must not throw) instead of rethrowing them from run() / run_one() / poll(). Owner thread,
-  /// or before the context first runs. rondo::runtime sets it on its contexts, so a task
+  /// must not throw) instead of rethrowing them from run() / run_one() / poll(). Owner thread
+  /// (std::logic_error otherwise). rondo::runtime sets it on its contexts, so a task
   /// spawned with current_io_context().spawn() that fails is rethrown by runtime::stop() and
   /// the context goes on running.
   void on_spawn_failure(std::function<void(std::exception_ptr)> h);
@@ -324,6 +335,12 @@ class io_context {
     // Acquire: pairs with the release decrement in spawn_done(): a 0 here means every spawned
     // task's effects are visible.
     return spawned_.load(std::memory_order_acquire);
+  }
+  /// Tasks ever started by spawn() (monotonic; runtime::stop() compares two readings to know
+  /// that no task spawned another meanwhile). Any thread.
+  [[nodiscard]] std::uint64_t spawn_count() const noexcept {
+    // Acquire: as spawned().
+    return spawn_count_.load(std::memory_order_acquire);
   }
 
   // ---- File operations. `offset` as in pread/pwrite; (std::uint64_t)-1 means the file position.
@@ -485,6 +502,7 @@ class io_context {
   std::unique_ptr<impl> impl_;
   std::thread::id owner_;
   std::atomic<std::size_t> spawned_{0};
+  std::atomic<std::uint64_t> spawn_count_{0};
 };
 
 static_assert(scheduler<io_context>);
