@@ -134,25 +134,29 @@ struct io_context::impl {
   // Owner-only: failures of spawned tasks, oldest first, for run()/run_one()/poll() to rethrow.
   std::deque<std::exception_ptr> spawn_failures;
   std::function<void(std::exception_ptr)> spawn_failure_handler;  // on_spawn_failure()
-  detail::intrusive_mpsc_queue remote;
-  // Written by the owner around its kernel sleep, read by posters (Dekker with their push).
-  alignas(detail::cache_line_size) std::atomic<std::uint8_t> sleeping{awake};
   // Set up once: this ring can send and take MSG_RING doorbells (a DEFER_TASKRUN ring on a
   // kernel with IORING_OP_MSG_RING, whose remote delivery completes at once on the sender).
   bool msg_ring = false;
-  // Owner-only: the result of our last MSG_RING doorbell, once reaped (see ring_by_msg()).
+  // Owner-only: numbers our MSG_RING doorbells (see ring_by_msg()).
   std::uint64_t msg_sends = 0;
   // Owner-only: a doorbell (an eventfd read or another context's MSG_RING) may be waiting as
   // task work: set when a sleep in the ring is called off after `sleeping` was announced (a
   // poster may have rung meanwhile), so the next reap asks the kernel once even with nothing
   // in flight and such work never piles up on a busy context.
   bool doorbell_work = false;
+  detail::intrusive_mpsc_queue remote;
+  // The line posters write: `sleeping` (written by the owner only around its kernel sleep,
+  // read by posters: Dekker with their push), their in-progress counts and the doorbell
+  // counters. Kept off the lines the owner polls while idle (`stopped`, the queue), so a post
+  // does not steal them from under the owner's idle loop.
+  alignas(detail::cache_line_size) std::atomic<std::uint8_t> sleeping{awake};
+  std::atomic<int> stoppers{0};  // stop() calls in progress (see stop())
+  std::atomic<int> posters{0};   // remote post() calls in progress (see post())
   // Diagnostics (relaxed counters, bumped by posters on the slow path only).
   std::atomic<std::uint64_t> rung_by_msg_ring{0};
   std::atomic<std::uint64_t> rung_by_eventfd{0};
-  std::atomic<bool> stopped{false};
-  std::atomic<int> stoppers{0};  // stop() calls in progress (see stop())
-  std::atomic<int> posters{0};   // remote post() calls in progress (see post())
+  // Read by the owner every idle round; written by stop().
+  alignas(detail::cache_line_size) std::atomic<bool> stopped{false};
 
   explicit impl(io_options o) : opts(o) {
     if (o.entries < 2 || o.entries > 32768 || (o.entries & (o.entries - 1)) != 0) {
