@@ -404,8 +404,8 @@ struct io_context::impl {
 
   // Whether completions may be waiting as task work that only an io_uring_enter by the owner
   // runs (DEFER_TASKRUN; COOP_TASKRUN's deferred work). Nothing in flight: nothing to ask for,
-  // and a compute-only context must not pay a syscall per round (it was a quarter of a
-  // coroutine pipeline's time). The doorbell's read is not counted: it completes only after a
+  // and a compute-only context must not pay a syscall per round (io_uring_get_events alone was
+  // 6 % of a coroutine pipeline's profile). The doorbell's read is not counted: it completes only after a
   // poster saw `sleeping`, and the sleep's own io_uring_submit_and_wait runs that task work.
   // With TASKRUN_FLAG the kernel says so in the SQ flags (a plain load); without it, a
   // deferring ring must ask.
