@@ -143,22 +143,13 @@ double futex_p50_ns = 0;
 double futex_p99_ns = 0;
 double raw_echo_msgs_per_s = 0;
 double rondo_journal_events_per_s = 0;
-std::vector<std::int64_t> rondo_journal_batches;
-double raw_replay_events_per_s = 0;  // journal_raw_uring/replay, for journal_rondo_polling  // journal_rondo's batch sizes, in order
+std::vector<std::int64_t> rondo_journal_batches;  // journal_rondo's batch sizes, in order
+double raw_replay_events_per_s = 0;  // journal_raw_uring/replay, for journal_rondo_polling
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers.
 
-// A fire-and-forget coroutine: starts at once, frees its frame when it ends.
-struct detached {
-  struct promise_type {
-    detached get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() const noexcept { return {}; }
-    std::suspend_never final_suspend() const noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
+using rondo::detached;  // fire-and-forget: the O_DIRECT writes start at once
 
 std::string errno_text(const char* what, int err) {
   return std::string(what) + ": " + std::strerror(err);

@@ -18,19 +18,10 @@ struct reading {
   std::int64_t checked = 0;
 };
 
-// A fire-and-forget coroutine for the producer; it reports completion through `done`.
-struct detached {
-  struct promise_type {
-    detached get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() const noexcept { return {}; }
-    std::suspend_never final_suspend() const noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
 
-detached produce(rondo::thread_scheduler& on, rondo::publisher<reading>& pub, std::int64_t n,
-                 std::atomic<bool>& done) {
+// A fire-and-forget coroutine (rondo::detached): it reports completion through `done`.
+rondo::detached produce(rondo::thread_scheduler& on, rondo::publisher<reading>& pub, std::int64_t n,
+                        std::atomic<bool>& done) {
   co_await on.schedule();  // run on that thread
   for (std::int64_t i = 0; i < n; i += 8) {
     auto c = co_await pub.async_reserve(8);  // suspends while the ring is full

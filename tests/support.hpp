@@ -23,17 +23,8 @@ inline rondo::spin_then_suspend suspend_policy(std::uint32_t spins, std::uint32_
   return p;
 }
 
-/// A fire-and-forget coroutine: starts at once, frees itself when done; a failure is recorded
-/// by the body itself (an escaping exception terminates).
-struct detached {
-  struct promise_type {
-    detached get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() const noexcept { return {}; }
-    std::suspend_never final_suspend() const noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
+/// The library's fire-and-forget coroutine; a test body records its own failures.
+using detached = rondo::detached;
 
 /// A payload derived from (producer, counter) so any stage can verify an event it reads.
 constexpr std::int64_t check_of(std::int64_t producer, std::int64_t counter) noexcept {

@@ -20,6 +20,7 @@
 #include <rondo/dsl/entries.hpp>
 #include <rondo/dsl/publisher.hpp>
 #include <rondo/coro/barrier_wait.hpp>
+#include <rondo/coro/detached.hpp>
 #include <rondo/coro/scheduler.hpp>
 #include <rondo/coro/sync_wait.hpp>
 #include <rondo/coro/task.hpp>

@@ -24,6 +24,7 @@
 // it: construct the context on the thread that will run it. I/O operations are started from
 // the owner thread (a coroutine running on this context).
 
+#include <rondo/coro/detached.hpp>
 #include <rondo/coro/scheduler.hpp>
 #include <rondo/coro/task.hpp>
 
@@ -241,20 +242,6 @@ class multishot_acceptor {
  private:
   detail::multishot_state* s_;
 };
-
-namespace detail {
-// The coroutine behind io_context::spawn(): starts at once, frees its own frame at the end.
-// Its body catches everything, so unhandled_exception() is never reached.
-struct spawned_job {
-  struct promise_type {
-    spawned_job get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() const noexcept { return {}; }
-    std::suspend_never final_suspend() const noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
-}  // namespace detail
 
 /// One io_uring and the thread that runs it. Models the scheduler concept.
 ///
@@ -484,7 +471,7 @@ class io_context {
   void cancel(io_operation& op);
 
   template <class T>
-  static detail::spawned_job run_spawned(io_context& ctx, task<T> t) {
+  static detached run_spawned(io_context& ctx, task<T> t) {
     co_await ctx.schedule();
     std::exception_ptr failure;
     try {

@@ -15,6 +15,7 @@
 // to .cancel_on() end their waits), waits up to a grace period for spawned tasks to finish,
 // then stops the contexts and joins the threads.
 
+#include <rondo/coro/detached.hpp>
 #include <rondo/coro/scheduler.hpp>
 #include <rondo/coro/task.hpp>
 #include <rondo/io/io_context.hpp>
@@ -44,19 +45,6 @@ struct runtime_options {
   std::vector<int> cpus;
   io_options io;         ///< options of every context
 };
-
-namespace detail {
-// A coroutine that starts at once and frees itself at the end (spawn and block_on wrappers).
-struct runtime_job {
-  struct promise_type {
-    runtime_job get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() const noexcept { return {}; }
-    std::suspend_never final_suspend() const noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }  // the wrappers catch everything
-  };
-};
-}  // namespace detail
 
 /// N io_contexts on N threads. Thread-safety: every member from any thread that is not one of
 /// the runtime's own, except spawn() and context(), which any thread may call.
@@ -143,7 +131,7 @@ class runtime {
   };
 
   template <class T>
-  detail::runtime_job spawned(io_context& ctx, task<T> t) {
+  detached spawned(io_context& ctx, task<T> t) {
     co_await ctx.schedule();
     try {
       (void)co_await std::move(t);
@@ -154,7 +142,7 @@ class runtime {
   }
 
   template <class T>
-  detail::runtime_job blocked(io_context& ctx, task<T> t, outcome<T>& out) {
+  detached blocked(io_context& ctx, task<T> t, outcome<T>& out) {
     co_await ctx.schedule();
     try {
       if constexpr (std::is_void_v<T>) {
