@@ -177,7 +177,7 @@ void pipeline_rondo_coroutine(benchmark::State& state) {
 // The io_uring executor: `stages` coroutine stages on a rondo::runtime of two io_contexts (two
 // threads, placed round-robin by builder.executor(rt)): s1 (a = value + 1), s2 (b = a + 1),
 // then stages - 3 pass-through stages that read b, then s_last checks b. The producer is a
-// coroutine on context 0 (`co_await async_reserve(batch)`), so two threads carry everything —
+// coroutine on context 0 (`co_await coro_publisher.reserve(batch)`), so two threads carry everything —
 // as many threads as cores — or the benchmark thread (three threads on two cores).
 struct touch_b : rondo_bench::counted_stage {
   std::int64_t sum = 0;
@@ -193,7 +193,7 @@ void fill_values(Claim& c) {
 rondo::task<> publish_sequences_async(rondo::publisher<event>& pub, std::int64_t n,
                                       std::int64_t batch) {
   for (std::int64_t s = 0; s < n; s += batch) {
-    auto c = co_await pub.async_reserve(batch);
+    auto c = co_await pub.coro().reserve(batch);
     fill_values(c);
     c.publish();
   }

@@ -23,9 +23,11 @@
 //                    vectorises it); the floor for a claim that exposed its slots as a span
 //   core_single      single_producer_sequencer::reserve / publish, slots written through the ring
 //   publisher_claim  the same through rondo::publisher<T> and rondo::claim<T>
-//   coroutine        co_await publisher::async_reserve + publish inside a coroutine (sync_wait);
-//                    _gate_active: after a coroutine once parked on this ring, so every publish
-//                    also fences (see the comment above the code)
+//   coroutine        co_await coro_publisher::reserve + publish inside a coroutine (sync_wait);
+//                    _parked_elsewhere: while a coroutine stage of the same ring is parked on
+//                    another thread (waiting for an upstream stage that does not move) and its
+//                    executor has gone to sleep with it announced: the publish must still pay
+//                    only a compiler barrier and two loads (docs/wakeup-protocol.md)
 //   core_multi       multi_producer_sequencer::try_reserve / publish from 1 and 2 threads
 //                    (UseRealTime: items/s is the total over both threads)
 //
@@ -50,6 +52,7 @@
 #include <rondo/core/single_producer_sequencer.hpp>
 #include <rondo/core/wait_strategy.hpp>
 #include <rondo/coro/barrier_wait.hpp>
+#include <rondo/coro/detached.hpp>
 #include <rondo/coro/scheduler.hpp>
 #include <rondo/coro/sync_wait.hpp>
 #include <rondo/coro/task.hpp>
@@ -186,7 +189,7 @@ void reserve_publish_publisher_claim(benchmark::State& state) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Single producer from a coroutine: co_await publisher::async_reserve + publish.
+// Single producer from a coroutine: co_await coro_publisher::reserve + publish.
 //
 // `Gate` false: nobody ever parked on this disruptor (publishes pay a compiler barrier and two
 // loads). true: a waiter parked once before the run (the lazy Dekker gate is active), so every
@@ -211,7 +214,7 @@ rondo::task<std::int64_t> coroutine_producer_loop(benchmark::State& state, singl
   std::int64_t hi = rondo::initial_sequence;
   for (auto _ : state) {
     for (std::int64_t i = 0; i < slots_per_iteration; i += batch) {
-      auto c = co_await pub.async_reserve(batch);
+      auto c = co_await pub.coro().reserve(batch);
       hi = fill_and_publish(c);
     }
     benchmark::ClobberMemory();
@@ -221,36 +224,39 @@ rondo::task<std::int64_t> coroutine_producer_loop(benchmark::State& state, singl
   co_return hi;
 }
 
-// A coroutine that parks once on `b` and is released by a publish: activates the gate.
-rondo::task<> park_once(rondo::sequence_barrier& b, std::int64_t next) {
-  (void)co_await b.wait(next);
-}
-
-template <std::int64_t Batch, bool Gate>
+template <std::int64_t Batch, bool ParkedElsewhere>
 void reserve_publish_coroutine(benchmark::State& state) {
   static_assert(slots_per_iteration % Batch == 0);
   single_fixture fx;
   rondo::publisher<std::int64_t> pub(fx.ring, fx.seqr);
-  if constexpr (Gate) {
-    rondo::sequence_barrier b(fx.seqr);
-    rondo::thread_scheduler helper;
-    std::thread publisher_thread([&] {
-      // Publish the first slot once the waiter has parked.
-      while (fx.seqr.waits().waiters().size() == 0) std::this_thread::yield();
-      auto c = pub.reserve(1);
-      c[0] = 0;
-      c.publish();
-    });
-    rondo::sync_wait([&]() -> rondo::task<> {
-      co_await helper.schedule();
-      co_await park_once(b, 0);
-    }());
-    publisher_thread.join();
-    fx.consumed.set(0);
+  // A stage after an upstream stage that never moves: it parks on `helper`, which polls it for
+  // its idle spin and then sleeps with the wait announced in this ring's registry.
+  rondo::sequence never;
+  rondo::sequence_barrier behind(fx.seqr, {&never});
+  rondo::thread_scheduler helper;
+  std::atomic<bool> stage_done{false};
+  auto parked_stage = [&]() -> rondo::detached {
+    co_await helper.schedule();
+    (void)co_await behind.wait(0);  // ends with stopped when the barrier is alerted below
+    // Release: pairs with the acquire load below.
+    stage_done.store(true, std::memory_order_release);
+  };
+  if constexpr (ParkedElsewhere) {
+    parked_stage();
+    // Wait until the helper has gone to sleep with the wait announced.
+    while (helper.parking()->sleep_fences() == 0) std::this_thread::yield();
   }
+  const std::uint64_t fences0 = helper.parking()->sleep_fences();
   const std::int64_t first = fx.seqr.cursor().get() + 1;
   const std::int64_t hi = rondo::sync_wait(coroutine_producer_loop(state, fx, pub, Batch));
-  state.counters["gate_active"] = fx.seqr.waits().waiters().gate_active() ? 1 : 0;
+  state.counters["announced"] = static_cast<double>(fx.seqr.waits().waiters().size());
+  state.counters["helper_membarriers"] =
+      static_cast<double>(helper.parking()->sleep_fences() - fences0);
+  if constexpr (ParkedElsewhere) {
+    behind.alert();
+    // Acquire: pairs with the release store in parked_stage.
+    while (!stage_done.load(std::memory_order_acquire)) std::this_thread::yield();
+  }
   const bool ok = hi - first + 1 == state.iterations() * slots_per_iteration && fx.ring[hi] == hi;
   if (!rondo_bench::verify(state, ok, "cursor or last slot is wrong")) return;
   report_slots(state);
@@ -366,8 +372,8 @@ BENCHMARK_TEMPLATE(reserve_publish_publisher_claim, 16);
 BENCHMARK_TEMPLATE(reserve_publish_coroutine, 1, false)->Name("reserve_publish_coroutine<1>");
 BENCHMARK_TEMPLATE(reserve_publish_coroutine, 16, false)->Name("reserve_publish_coroutine<16>");
 BENCHMARK_TEMPLATE(reserve_publish_coroutine, 1, true)
-    ->Name("reserve_publish_coroutine_gate_active<1>");
+    ->Name("reserve_publish_coroutine_parked_elsewhere<1>");
 BENCHMARK_TEMPLATE(reserve_publish_coroutine, 16, true)
-    ->Name("reserve_publish_coroutine_gate_active<16>");
+    ->Name("reserve_publish_coroutine_parked_elsewhere<16>");
 BENCHMARK_TEMPLATE(reserve_publish_core_multi, 1)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK_TEMPLATE(reserve_publish_core_multi, 16)->Threads(1)->Threads(2)->UseRealTime();

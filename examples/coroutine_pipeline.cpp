@@ -1,5 +1,5 @@
 // coroutine_pipeline: six stages as coroutines on two threads. A coroutine producer publishes
-// with co_await async_reserve (it suspends while the ring is full); stages wait with co_await
+// with co_await publisher.reserve(n) (it suspends while the ring is full); stages wait with co_await
 // (spin, yield, then suspend) instead of blocking a thread each, so six stages share two
 // thread_schedulers. Three handler shapes: a sync handler in a coroutine loop, an async batch
 // handler (its stage's sequence advances when its task completes), and a pull loop.
@@ -20,11 +20,12 @@ struct reading {
 
 
 // A fire-and-forget coroutine (rondo::detached): it reports completion through `done`.
-rondo::detached produce(rondo::thread_scheduler& on, rondo::publisher<reading>& pub, std::int64_t n,
+rondo::detached produce(rondo::thread_scheduler& on, rondo::coro_publisher<reading> publisher,
+                        std::int64_t n,
                         std::atomic<bool>& done) {
   co_await on.schedule();  // run on that thread
   for (std::int64_t i = 0; i < n; i += 8) {
-    auto c = co_await pub.async_reserve(8);  // suspends while the ring is full
+    auto c = co_await publisher.reserve(8);  // suspends while the ring is full
     for (auto [seq, r] : c) r.raw = seq;
     c.publish();
   }

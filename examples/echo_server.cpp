@@ -3,7 +3,7 @@
 // io_context through wait_handle() / prepare_wait() / poll(). On that context, tasks started
 // with io.spawn() (the context owns them until they return) accept connections (multishot
 // accept), echo what they read, and publish one record per message into a disruptor with
-// co_await async_reserve(1); a coroutine stage on the same context keeps per-connection
+// co_await publisher.reserve(1); a coroutine stage on the same context keeps per-connection
 // statistics. A client thread checks every echo.
 //
 //   your epoll loop ──poll()──▶ io_context ──▶ accept loop ──▶ session per connection
@@ -34,7 +34,8 @@ struct message {
 };
 
 // One connection; started with io.spawn(), which owns it until it returns.
-rondo::task<> session(rondo::io_context& io, int fd, rondo::publisher<message>& pub, int& open) {
+rondo::task<> session(rondo::io_context& io, int fd, rondo::coro_publisher<message> publisher,
+                      int& open) {
   ++open;
   std::byte buf[512];
   for (;;) {
@@ -42,7 +43,7 @@ rondo::task<> session(rondo::io_context& io, int fd, rondo::publisher<message>& 
     if (r.res <= 0) break;  // the peer closed (0) or failed
     const auto n = static_cast<std::size_t>(r.res);
     if (!(co_await io.send(fd, std::span<const std::byte>(buf, n))).ok()) break;
-    auto c = co_await pub.async_reserve(1);  // suspends only if the ring is full
+    auto c = co_await publisher.reserve(1);  // suspends only if the ring is full
     c[0] = message{fd, static_cast<std::uint32_t>(n)};
     c.publish();
   }

@@ -35,9 +35,9 @@ std::vector<::iovec> as_iovecs(const rondo::batch<reading>& b) {
   return out;
 }
 
-rondo::task<> produce(rondo::publisher<reading>& pub, std::uint64_t n) {
+rondo::task<> produce(rondo::coro_publisher<reading> publisher, std::uint64_t n) {
   for (std::uint64_t i = 0; i < n; i += 32) {
-    auto c = co_await pub.async_reserve(32);
+    auto c = co_await publisher.reserve(32);
     for (auto [seq, r] : c) r.raw = static_cast<std::uint64_t>(seq) * 7 % 1000;
     c.publish();
   }

@@ -4,7 +4,7 @@
 //   server: a rondo::runtime with contexts 0 and 1; load generator: its own io_context
 //
 //   N clients ── orders ──▶ accept loop + a reader coroutine per connection (ctx 0): checks
-//       ▲                   the framing, publishes each order with co_await pub.async_reserve(1)
+//       ▲                   the framing, publishes each order with co_await publisher.reserve(1)
 //       │                     │
 //       │                   decode (ctx 0) ─┬─▶ journal (ctx 1): writev + fdatasync ─┬─▶ reply
 //       │                                   └─▶ match (ctx 1): price-time order book ┘  (ctx 0)
@@ -331,7 +331,7 @@ struct connection_slot {
 struct server {
   int listen_fd = -1;
   rondo::runtime* rt = nullptr;
-  rondo::publisher<order_event>* pub = nullptr;
+  std::optional<rondo::coro_publisher<order_event>> publisher;
   std::vector<connection_slot> slots;  // sized once: references stay valid across co_await
   std::vector<std::uint32_t> touched;  // reply stage: slots with acks in their outbox
   std::stop_source stop;               // requested by main: ends the accept loop and readers
@@ -400,7 +400,7 @@ rondo::task<> serve_connection(server& srv, std::uint32_t index) {
           if (f.size == 0) break;
           // Suspends this reader (not the thread) while the ring is full: backpressure reaches
           // the client through TCP.
-          auto reserved = co_await srv.pub->async_reserve(1);
+          auto reserved = co_await srv.publisher->reserve(1);
           order_event& ev = reserved[0];
           ev.slot = index;
           ev.generation = generation;
@@ -931,7 +931,7 @@ int main(int argc, char** argv) try {
   sockaddr_in addr{};
   srv.listen_fd = listen_on_loopback(opt.port, addr);
   srv.rt = &rt;
-  srv.pub = &d.publisher();
+  srv.publisher = d.coro_publisher();
   // Relaxed: spawn() hands the task to context 0 through its queue, which orders this before it.
   srv.live_tasks.store(1, std::memory_order_relaxed);
   rt.spawn(accept_connections(srv), 0);

@@ -1,6 +1,7 @@
 // The io_context run loop on liburing (see include/rondo/io/io_context.hpp for the model).
 // liburing stays private to this file: the public header does not include it.
 
+#include <rondo/detail/asymmetric_fence.hpp>
 #include <rondo/detail/config.hpp>
 #include <rondo/io/io_context.hpp>
 
@@ -157,6 +158,9 @@ struct io_context::impl {
   std::atomic<std::uint64_t> rung_by_eventfd{0};
   // Read by the owner every idle round; written by stop().
   alignas(detail::cache_line_size) std::atomic<bool> stopped{false};
+  // Coroutine waits parked on this context (owner-polled); a notifier that finds one of their
+  // announcements while we sleep rings the doorbell through ring_if_asleep().
+  park_lot lot{[](void* self) noexcept { static_cast<impl*>(self)->ring_if_asleep(); }, this};
 
   explicit impl(io_options o) : opts(o) {
     if (o.entries < 2 || o.entries > 32768 || (o.entries & (o.entries - 1)) != 0) {
@@ -620,6 +624,7 @@ struct io_context::impl {
   // One round without sleeping: remote -> ready, run, submit, reap. Returns nodes run.
   std::size_t round(io_context& self) {
     (void)take_remote();
+    (void)lot.poll();  // ready parked waits join the local queue
     std::size_t ran = run_ready(self);
     flush();
     (void)reap();
@@ -642,7 +647,7 @@ struct io_context::impl {
     const auto until = std::chrono::steady_clock::now() + opts.idle_spin;
     const bool flagged = (flags & IORING_SETUP_TASKRUN_FLAG) != 0;
     for (std::uint32_t i = 0; poll_first; ++i) {
-      if (!idle() || stopped.load(std::memory_order_relaxed)) return;
+      if (!idle() || lot.poll() > 0 || stopped.load(std::memory_order_relaxed)) return;
       // Completions waiting as task work appear only when the owner enters the kernel: with
       // TASKRUN_FLAG the kernel flags them (checked every round, a load); without it, ask
       // every 64 rounds.
@@ -655,36 +660,71 @@ struct io_context::impl {
     }
     // Relaxed store, then a fence: pairs with the fence in post() (Dekker): either the poster
     // sees `sleeping` and rings, or we see its node below.
-    sleeping.store(asleep_in_ring, std::memory_order_relaxed);
-    detail::seq_cst_fence();
-    // Called off from here on: a poster that saw `sleeping` may have rung (doorbell_work).
-    // Relaxed stores of `awake`: only the owner reads its own flag back; a poster that still
-    // sees a stale "asleep" rings once too often, which is harmless.
-    // Acquire: pairs with the release store in stop().
-    if (!remote.empty() || stopped.load(std::memory_order_acquire)) {
-      sleeping.store(awake, std::memory_order_relaxed);
-      doorbell_work = true;
-      return;
-    }
+    if (!announce_sleep(asleep_in_ring)) return;
     try {
       flush();
     } catch (...) {
-      sleeping.store(awake, std::memory_order_relaxed);
+      call_off_sleep();
       throw;
     }
     // flush() may have reaped (CQ overflow): then there is work and no reason to sleep.
     if (ready_head != nullptr || io_uring_cq_ready(&ring) != 0) {
-      sleeping.store(awake, std::memory_order_relaxed);
-      doorbell_work = true;
+      call_off_sleep();
       return;
     }
     const int r = io_uring_submit_and_wait(&ring, 1);
     // Relaxed: only the owner reads its own flag back; posters re-check after their push.
     sleeping.store(awake, std::memory_order_relaxed);
+    lot.finish_sleep();
     if (r < 0 && r != -EINTR && r != -ETIME && r != -EBUSY) {
       throw std::system_error(-r, std::system_category(),
                               "rondo::io_context: io_uring_submit_and_wait");
     }
+  }
+
+  // Owner, about to sleep (`how`: in the ring or in a foreign loop): announces it to posters
+  // and to the notifiers of the parked waits, runs one fence for both handshakes and re-checks.
+  // Returns true if the owner may sleep (then sleeping is set and the waits are announced:
+  // call_off_sleep() or, after the sleep, sleeping = awake and lot.finish_sleep()); false if
+  // there is work (nothing stays announced).
+  bool announce_sleep(std::uint8_t how) {
+    // Relaxed: the fence below orders it; pairs with the fence in post() and stop() (Dekker:
+    // either the poster sees `sleeping` and rings, or we see its node below), and with the
+    // notifiers' compiler barrier (the lot's announcements, docs/wakeup-protocol.md).
+    sleeping.store(how, std::memory_order_relaxed);
+    if (lot.empty()) {
+      detail::seq_cst_fence();
+    } else {
+      lot.announce();
+      // One membarrier per sleep, only when coroutine waits are parked here: notifiers run no
+      // fence at all.
+      detail::asymmetric_fence::heavy();
+      lot.count_fence();
+    }
+    // Acquire: pairs with the release store in stop().
+    if (!remote.empty() || stopped.load(std::memory_order_acquire) || lot.recheck()) {
+      call_off_sleep();
+      return false;
+    }
+    return true;
+  }
+
+  // Owner: the sleep announced by announce_sleep() does not happen. A poster or notifier that
+  // saw `sleeping` may have rung (doorbell_work). Relaxed store of `awake`: only the owner reads
+  // its own flag back; a poster that still sees a stale "asleep" rings once too often, which is
+  // harmless.
+  void call_off_sleep() noexcept {
+    sleeping.store(awake, std::memory_order_relaxed);
+    lot.finish_sleep();
+    doorbell_work = true;
+  }
+
+  // Any thread (the lot's notifiers and cancellers): rings the doorbell if the owner sleeps.
+  // A notifier saw our announcement under its registry's lock, which we linked after storing
+  // `sleeping`; a canceller's seq_cst RMW pairs with the membarrier in announce_sleep().
+  void ring_if_asleep() noexcept {
+    // Relaxed: ordered as described above.
+    if (sleeping.load(std::memory_order_relaxed) != awake) ring_doorbell();
   }
 
   void ring_doorbell() noexcept {
@@ -770,6 +810,8 @@ void io_context::post(schedule_node& n) noexcept {
   // Release: pairs with the acquire load in ~io_context().
   impl_->posters.fetch_sub(1, std::memory_order_release);
 }
+
+park_lot* io_context::parking() noexcept { return &impl_->lot; }
 
 bool io_context::has_pending() const noexcept {
   // The local queue is the owner's; other threads see only the remote queue.
@@ -871,6 +913,7 @@ bool io_context::run_one() {
   // Acquire: pairs with the release store in stop().
   while (!impl_->stopped.load(std::memory_order_acquire)) {
     (void)impl_->take_remote();
+    (void)impl_->lot.poll();
     if (impl_->ready_head == nullptr) {
       impl_->flush();
       (void)impl_->reap();
@@ -919,22 +962,16 @@ bool io_context::prepare_wait() {
     (void)io_uring_get_events(&impl_->ring);
   }
   if (impl_->ready_head != nullptr || io_uring_cq_ready(&impl_->ring) != 0) return false;
-  // As in wait_for_work(): either a poster sees `sleeping` and rings, or we see its node.
-  impl_->sleeping.store(asleep_elsewhere, std::memory_order_relaxed);
-  detail::seq_cst_fence();  // pairs with the fence in post()
-  // Acquire: pairs with the release store in stop().
-  if (!impl_->remote.empty() || impl_->stopped.load(std::memory_order_acquire)) {
-    // Relaxed: only the owner reads its own flag back; a poster that rang meanwhile left a
-    // doorbell read that the next prepare_wait()'s io_uring_get_events collects.
-    impl_->sleeping.store(awake, std::memory_order_relaxed);
-    return false;
-  }
-  return true;
+  // As in wait_for_work(): either a poster sees `sleeping` and rings, or we see its node; the
+  // parked waits are announced and re-checked the same way. A poster that rang while we called
+  // it off left a doorbell read that the next prepare_wait()'s io_uring_get_events collects.
+  return impl_->announce_sleep(asleep_elsewhere);
 }
 
 void io_context::finish_wait() noexcept {
   // Relaxed: only the owner reads its own flag back; posters re-check after their push.
   impl_->sleeping.store(awake, std::memory_order_relaxed);
+  impl_->lot.finish_sleep();
   if (impl_->wait_fd >= 0) {
     std::uint64_t count = 0;  // reset: what woke the loop is handled by its next poll()
     (void)!::read(impl_->wait_fd, &count, sizeof count);

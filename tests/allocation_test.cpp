@@ -93,7 +93,7 @@ namespace {
 // A fire-and-forget coroutine (its frame is allocated once, before counting starts).
 using rondo_test::detached;
 
-// Produces `rounds` waves of `per_wave` events with co_await async_reserve (half of them with a
+// Produces `rounds` waves of `per_wave` events with co_await coro_publisher.reserve (half of them with a
 // stop token and deadline, which arm and disarm the timer and stop callback when they park);
 // after each wave it waits for the main thread's go-ahead.
 detached produce_waves(rondo::thread_scheduler& s, rondo::publisher<event>& pub, int rounds,
@@ -105,11 +105,11 @@ detached produce_waves(rondo::thread_scheduler& s, rondo::publisher<event>& pub,
     while (go.load(std::memory_order_acquire) < w) co_await s.schedule();
     for (int i = 0; i < per_wave; ++i) {
       if (i % 2 == 0) {
-        auto c = co_await pub.async_reserve(1);
+        auto c = co_await pub.coro().reserve(1);
         c[0].value = 1;
         c.publish();
       } else {
-        auto c = co_await pub.async_reserve_until(
+        auto c = co_await pub.coro().reserve_until(
             1, std::chrono::steady_clock::now() + std::chrono::seconds(30), stop.get_token());
         (*c)[0].value = 1;
         c->publish();

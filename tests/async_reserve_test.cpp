@@ -1,4 +1,4 @@
-// publisher::async_reserve on the manual scheduler: suspends while the ring is full, resumes when
+// coro_publisher::reserve on the manual scheduler: suspends while the ring is full, resumes when
 // a terminal stage frees slots, ends with rondo::closed or an empty optional.
 
 #include "support.hpp"
@@ -27,7 +27,7 @@ detached produce(rondo::manual_scheduler& s, rondo::publisher<std::int64_t>& pub
   co_await s.schedule();
   try {
     for (int i = 0; i < count; ++i) {
-      auto c = co_await pub.async_reserve(n);
+      auto c = co_await pub.coro().reserve(n);
       for (auto [seq, ev] : c) ev = seq;
       st.last_seq = c.last();
       c.publish();
@@ -42,7 +42,7 @@ detached produce_cancellable(rondo::manual_scheduler& s, rondo::publisher<std::i
                              std::stop_token tok, producer_state& st) {
   co_await s.schedule();
   for (;;) {
-    auto c = co_await pub.async_reserve(1, tok);
+    auto c = co_await pub.coro().reserve(1, tok);
     if (!c) {
       st.gave_up = true;
       co_return;
@@ -68,18 +68,18 @@ struct fixture {
 
 }  // namespace
 
-TEST_CASE("async_reserve suspends while the ring is full and resumes when a stage frees slots",
-          "[async_reserve][deterministic]") {
+TEST_CASE("coro_publisher::reserve suspends while the ring is full and resumes when a stage frees slots",
+          "[coro_publisher][deterministic]") {
   fixture f;
   producer_state st;
   produce(f.s, f.pub, 6, 1, st);
   f.s.run_all();
   CHECK(st.granted == 4);  // the ring holds 4; the fifth reserve parks
-  CHECK(f.w.waiters().size() == 1);
+  CHECK(f.s.parking()->size() == 1);
   f.consume_to(0);  // frees one slot
   CHECK(f.s.run_all() == 1);
   CHECK(st.granted == 5);
-  CHECK(f.w.waiters().size() == 1);  // parked again for the sixth
+  CHECK(f.s.parking()->size() == 1);  // parked again for the sixth
   f.consume_to(5);
   f.s.run_all();
   CHECK(st.granted == 6);
@@ -87,24 +87,24 @@ TEST_CASE("async_reserve suspends while the ring is full and resumes when a stag
   CHECK(f.ring[5] == 5);
 }
 
-TEST_CASE("async_reserve: a stage advance below the target does not wake the producer",
-          "[async_reserve][deterministic]") {
+TEST_CASE("coro_publisher::reserve: a stage advance below the target does not wake the producer",
+          "[coro_publisher][deterministic]") {
   fixture f;
   producer_state st;
   produce(f.s, f.pub, 2, 4, st);  // two claims of 4 on a ring of 4
   f.s.run_all();
   CHECK(st.granted == 1);
-  f.consume_to(1);  // 2 slots free, 4 needed: still parked, nothing posted
-  CHECK(f.s.idle());
-  CHECK(f.w.waiters().size() == 1);
+  f.consume_to(1);  // 2 slots free, 4 needed: still parked
+  CHECK(f.s.run_all() == 0);  // the poll of the parked wait finds it not ready
+  CHECK(f.s.parking()->size() == 1);
   f.consume_to(3);
   CHECK(f.s.run_all() == 1);
   CHECK(st.granted == 2);
   CHECK(st.last_seq == 7);
 }
 
-TEST_CASE("async_reserve: close wakes a parked producer with rondo::closed",
-          "[async_reserve][deterministic]") {
+TEST_CASE("coro_publisher::reserve: close wakes a parked producer with rondo::closed",
+          "[coro_publisher][deterministic]") {
   fixture f;
   producer_state st;
   produce(f.s, f.pub, 10, 1, st);
@@ -117,7 +117,7 @@ TEST_CASE("async_reserve: close wakes a parked producer with rondo::closed",
   CHECK(f.sp.settle() == 3);  // nothing claimed after the close
 }
 
-TEST_CASE("async_reserve: cancellation yields an empty optional", "[async_reserve][deterministic]") {
+TEST_CASE("coro_publisher::reserve: cancellation yields an empty optional", "[coro_publisher][deterministic]") {
   fixture f;
   producer_state st;
   std::stop_source src;
@@ -127,20 +127,20 @@ TEST_CASE("async_reserve: cancellation yields an empty optional", "[async_reserv
   src.request_stop();
   CHECK(f.s.run_all() == 1);
   CHECK(st.gave_up);
-  CHECK(f.w.waiters().size() == 0);
+  CHECK(f.s.parking()->size() == 0);
 }
 
-TEST_CASE("async_reserve rejects bad input before waiting", "[async_reserve][deterministic]") {
+TEST_CASE("coro_publisher::reserve rejects bad input before waiting", "[coro_publisher][deterministic]") {
   fixture f;
-  CHECK_THROWS_AS((void)f.pub.async_reserve(0), std::invalid_argument);
-  CHECK_THROWS_AS((void)f.pub.async_reserve(5), std::invalid_argument);
+  CHECK_THROWS_AS((void)f.pub.coro().reserve(0), std::invalid_argument);
+  CHECK_THROWS_AS((void)f.pub.coro().reserve(5), std::invalid_argument);
   auto c = f.pub.reserve(1);  // an open claim: a single producer may not reserve again
-  CHECK_THROWS_AS((void)f.pub.async_reserve(1), std::logic_error);
+  CHECK_THROWS_AS((void)f.pub.coro().reserve(1), std::logic_error);
   c.publish();
 }
 
-TEST_CASE("async_reserve with several producers: the one that loses the freed slot parks again",
-          "[async_reserve][deterministic]") {
+TEST_CASE("coro_publisher::reserve with several producers: the one that loses the freed slot parks again",
+          "[coro_publisher][deterministic]") {
   rondo::wait_strategy w{rondo_test::suspend_policy(0, 0)};
   rondo::ring_buffer<std::int64_t> ring{2};
   rondo::multi_producer_sequencer mp{2, w};
@@ -155,15 +155,15 @@ TEST_CASE("async_reserve with several producers: the one that loses the freed sl
   s.run_all();
   CHECK(a.granted == 2);
   CHECK(b.granted == 0);
-  CHECK(w.waiters().size() == 2);
+  CHECK(s.parking()->size() == 2);
   consumer.set(0);
   w.signal(0);  // one slot: both are woken, one claims it, the other parks again
   s.run_all();
   CHECK(a.granted + b.granted == 3);
-  CHECK(w.waiters().size() == 1);
+  CHECK(s.parking()->size() == 1);
   consumer.set(1);
   w.signal(1);
   s.run_all();
   CHECK(a.granted + b.granted == 4);
-  CHECK(w.waiters().size() == 0);
+  CHECK(s.parking()->size() == 0);
 }

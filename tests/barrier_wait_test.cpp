@@ -1,5 +1,6 @@
-// Coroutine waits (sequence_barrier::wait, publisher::async_reserve) on the manual scheduler:
-// every suspension and resumption is a step the test takes.
+// Coroutine waits (sequence_barrier::wait, coro_publisher::reserve) on the manual scheduler:
+// every suspension and resumption is a step the test takes. Waits park in the scheduler's park
+// lot; run_one() polls them when nothing is posted.
 
 #include "support.hpp"
 
@@ -73,7 +74,7 @@ TEST_CASE("barrier wait: ready sequences complete without suspending",
   CHECK(o.r.status == rondo::wait_status::ready);
   CHECK(o.r.available == 2);  // everything available, not just `next`
   CHECK(s.idle());
-  CHECK(w.waiters().size() == 0);
+  CHECK(s.parking()->size() == 0);
 }
 
 TEST_CASE("barrier wait: a publish wakes exactly the waiters whose target it reaches",
@@ -92,12 +93,13 @@ TEST_CASE("barrier wait: a publish wakes exactly the waiters whose target it rea
   wait_on(s, b2, 5, o2);
   CHECK(s.run_all() == 3);
   CHECK_FALSE(o0.done);
-  CHECK(w.waiters().size() == 3);
+  CHECK(s.parking()->size() == 3);
 
-  publish(sp, 1);  // sequence 0: wakes b0 only
-  CHECK(w.waiters().size() == 2);
-  CHECK_FALSE(o0.done);  // woken means posted: it runs on the scheduler, not inside publish
+  publish(sp, 1);  // sequence 0: ends b0's wait only
+  CHECK_FALSE(o0.done);  // the publish touches nothing: the scheduler's poll finds it
+  CHECK(s.parking()->size() == 3);
   CHECK(s.run_all() == 1);
+  CHECK(s.parking()->size() == 2);
   CHECK(o0.done);
   CHECK(o0.r.available == 0);
   CHECK_FALSE(o1.done);
@@ -108,13 +110,13 @@ TEST_CASE("barrier wait: a publish wakes exactly the waiters whose target it rea
   CHECK(o1.r.status == rondo::wait_status::ready);
   CHECK(o1.r.available == 3);
   CHECK_FALSE(o2.done);
-  CHECK(w.waiters().size() == 1);
+  CHECK(s.parking()->size() == 1);
 
   publish(sp, 2);  // up to 5
   CHECK(s.run_all() == 1);
   CHECK(o2.done);
   CHECK(o2.r.available == 5);
-  CHECK(w.waiters().size() == 0);
+  CHECK(s.parking()->size() == 0);
 }
 
 TEST_CASE("barrier wait: a stage advance wakes a waiter on that stage",
@@ -145,12 +147,12 @@ TEST_CASE("barrier wait: yields go through the scheduler before parking",
   outcome o;
   wait_on(s, b, 0, o);
   CHECK(s.run_one());  // schedule hop; the wait yields (posts itself)
-  CHECK(w.waiters().size() == 0);
+  CHECK(s.parking()->size() == 0);
   CHECK(s.run_one());  // yield 2
   CHECK(s.run_one());  // yield 3
-  CHECK(w.waiters().size() == 0);
+  CHECK(s.parking()->size() == 0);
   CHECK(s.run_one());  // out of yields: parks
-  CHECK(w.waiters().size() == 1);
+  CHECK(s.parking()->size() == 1);
   CHECK(s.idle());
   publish(sp, 1);
   CHECK(s.run_all() == 1);
@@ -165,7 +167,7 @@ TEST_CASE("barrier wait: yields go through the scheduler before parking",
   CHECK(s.run_one());
   CHECK(o2.done);
   CHECK(o2.r.available == 1);
-  CHECK(w.waiters().size() == 0);
+  CHECK(s.parking()->size() == 0);
 }
 
 TEST_CASE("barrier wait: cancellation and deadlines end the wait as values",
@@ -180,10 +182,10 @@ TEST_CASE("barrier wait: cancellation and deadlines end the wait as values",
     outcome o;
     wait_on(s, b, 0, src.get_token(), o);
     CHECK(s.run_all() == 1);
-    CHECK(w.waiters().size() == 1);
-    src.request_stop();
-    CHECK(w.waiters().size() == 0);
+    CHECK(s.parking()->size() == 1);
+    src.request_stop();  // flags the wait; the scheduler's poll ends it
     CHECK(s.run_all() == 1);
+    CHECK(s.parking()->size() == 0);
     REQUIRE(o.done);
     CHECK(o.r.status == rondo::wait_status::cancelled);
   }
@@ -211,13 +213,13 @@ TEST_CASE("barrier wait: cancellation and deadlines end the wait as values",
     outcome o;
     wait_until(s, b, 0, std::chrono::steady_clock::now() + 5ms, o);
     CHECK(s.run_all() == 1);
-    CHECK(w.waiters().size() == 1);
-    // The timer thread posts the waiter once the deadline passes; drive the scheduler until then.
+    CHECK(s.parking()->size() == 1);
+    // The timer thread flags the wait once the deadline passes; drive the scheduler until then.
     while (!o.done) {
       if (s.run_one() == 0) std::this_thread::yield();
     }
     CHECK(o.r.status == rondo::wait_status::timed_out);
-    CHECK(w.waiters().size() == 0);
+    CHECK(s.parking()->size() == 0);
   }
   SECTION("a deadline already past does not park") {
     outcome o;
@@ -225,7 +227,7 @@ TEST_CASE("barrier wait: cancellation and deadlines end the wait as values",
     CHECK(s.run_all() == 1);
     REQUIRE(o.done);
     CHECK(o.r.status == rondo::wait_status::timed_out);
-    CHECK(w.waiters().size() == 0);
+    CHECK(s.parking()->size() == 0);
   }
 }
 
@@ -241,8 +243,8 @@ TEST_CASE("barrier wait: alert and close wake every waiter with stopped",
   wait_on(s, b0, 0, o0);
   wait_on(s, b1, 0, o1);
   CHECK(s.run_all() == 2);
-  b0.alert();  // wakes everybody parked on this disruptor; b1 parks again
-  CHECK(s.run_all() == 2);
+  b0.alert();  // ends b0's wait only: the poll hands back just the waits that ended
+  CHECK(s.run_all() == 1);
   CHECK(o0.done);
   CHECK(o0.r.status == rondo::wait_status::stopped);
   CHECK_FALSE(o1.done);

@@ -459,7 +459,7 @@ void run_coro_topology(const coro_topology& t) {
         while (counter < count) {
           const std::int64_t k = std::min<std::int64_t>(1 + counter % 3, count - counter);
           const std::int64_t want = std::min<std::int64_t>(k, pub.capacity());
-          auto c = co_await pub.async_reserve(want);
+          auto c = co_await pub.coro().reserve(want);
           for (auto [seq, ev] : c) ev.fill(id, counter++);
           c.publish();
         }

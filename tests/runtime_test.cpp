@@ -320,7 +320,7 @@ TEST_CASE("runtime stress: stages on two contexts, producers on other threads, e
     std::int64_t counter = 0;
     while (counter < count) {
       const std::int64_t k = std::min<std::int64_t>(1 + counter % 5, count - counter);
-      auto c = co_await pub.async_reserve(k);
+      auto c = co_await pub.coro().reserve(k);
       for (auto [seq, ev] : c) ev.fill(2, counter++);
       c.publish();
     }

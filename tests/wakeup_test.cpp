@@ -1,6 +1,8 @@
-// The wake-up protocol under races: a publish (or a stage's release) racing with a coroutine that
-// is parking. Litmus: many two-thread rounds; the forbidden outcome is a waiter still parked
-// after what it waits for was published. Each round waits for the waiter's acknowledgement for
+// The wake-up protocol under races: a publish (or a stage's release) racing with an executor that
+// is going to sleep with a coroutine wait parked on it (the executor's announce / membarrier /
+// re-check against the notifier's store / compiler barrier / load), and, for schedulers without
+// a park lot, with a coroutine that links itself in the registry. Litmus: many two-thread
+// rounds; the forbidden outcome is a waiter still parked after what it waits for was published. Each round waits for the waiter's acknowledgement for
 // up to 10 s without progress (a lost wake-up never arrives; a slow one does, and on a loaded
 // 2-core machine under a sanitizer a whole stress run can take many seconds) and counts misses.
 
@@ -47,11 +49,31 @@ bool await_value(const std::atomic<std::int64_t>& v, std::int64_t want) {
   }
 }
 
+// A scheduler that only posts (no park lot): waits on it link themselves in the registry and pay
+// a membarrier per park (the direct path of coro/wait_operation.hpp).
+struct post_only {
+  rondo::thread_scheduler* s;
+  void post(rondo::schedule_node& n) noexcept { s->post(n); }
+};
+
+// How the litmus executor behaves: sleep at once (every round races with the sleep), poll a
+// while first (the usual configuration), or waits linked directly.
+enum class mode { sleep_at_once, poll_then_sleep, direct };
+
+std::chrono::nanoseconds idle_spin_of(mode m) {
+  return m == mode::poll_then_sleep ? std::chrono::microseconds{50} : std::chrono::nanoseconds{0};
+}
+
 detached stage_loop(rondo::thread_scheduler& s, rondo::sequence_barrier& b, int n,
-                    std::atomic<std::int64_t>& ack, std::atomic<int>& parked_rounds) {
+                    std::atomic<std::int64_t>& ack, std::atomic<int>& parked_rounds,
+                    mode m = mode::sleep_at_once) {
   co_await s.schedule();
+  post_only direct{&s};
+  const rondo::scheduler_ref resume_on =
+      m == mode::direct ? rondo::scheduler_ref(direct) : rondo::scheduler_ref(s);
   for (std::int64_t next = 0; next < n;) {
-    const auto r = co_await b.wait(next);
+    const auto r = co_await rondo::sequence_barrier_wait_operation(
+        b, next, std::chrono::steady_clock::time_point::max(), {}, nullptr, resume_on);
     if (r.status != rondo::wait_status::ready) break;
     next = r.available + 1;
     // Release: pairs with the acquire load in await_value().
@@ -65,7 +87,7 @@ detached producer_loop(rondo::thread_scheduler& s, rondo::publisher<std::int64_t
   co_await s.schedule();
   try {
     for (int i = 0; i < n; ++i) {
-      auto c = co_await pub.async_reserve(1);
+      auto c = co_await pub.coro().reserve(1);
       c[0] = c.first();
       const std::int64_t seq = c.first();
       c.publish();
@@ -81,15 +103,19 @@ detached producer_loop(rondo::thread_scheduler& s, rondo::publisher<std::int64_t
 
 TEST_CASE("litmus: a publish racing with a parking stage never leaves it parked",
           "[wakeup][litmus]") {
+  const mode m = GENERATE(mode::sleep_at_once, mode::poll_then_sleep, mode::direct);
+  INFO("mode " << static_cast<int>(m));
   rondo::wait_strategy w{rondo_test::suspend_policy(0, 0)};  // park at once: the widest race
   rondo::single_producer_sequencer sp(1024, w);
   rondo::sequence_barrier b(sp);
   std::atomic<std::int64_t> ack{-1};
   std::atomic<int> finished{0};
   std::int64_t lost = 0;
+  std::uint64_t parks = 0;
+  std::uint64_t sleep_fences = 0;
   {
-    rondo::thread_scheduler s;
-    stage_loop(s, b, rounds, ack, finished);
+    rondo::thread_scheduler s{idle_spin_of(m)};
+    stage_loop(s, b, rounds, ack, finished, m);
     for (std::int64_t r = 0; r < rounds; ++r) {
       // Publish r once the stage has taken r - 1 (it is then parking, or about to, for r).
       if (!await_value(ack, r - 1)) {
@@ -101,13 +127,25 @@ TEST_CASE("litmus: a publish racing with a parking stage never leaves it parked"
     }
     if (lost == 0 && !await_value(ack, rounds - 1)) ++lost;
     b.alert();  // frees a stuck waiter so the test ends either way
+    parks = s.parking()->parks();
+    sleep_fences = s.parking()->sleep_fences();
   }
   CHECK(lost == 0);
   CHECK(finished.load(std::memory_order_relaxed) == 1);  // the scheduler threads are joined
   CHECK(w.waiters().size() == 0);
-  // The race was really run: the stage parked (how often depends on scheduling; nearly every
-  // round in a plain build here, far fewer under TSan).
-  CHECK(w.waiters().parks() > 0);
+  // The race was really run: the stage parked and its executor went to sleep with it (how
+  // often depends on scheduling; nearly every round in a plain build here, far fewer under
+  // TSan), or, direct, it linked itself in the registry.
+  if (m == mode::direct) {
+    CHECK(w.waiters().links() > 0);
+    CHECK(parks == 0);
+  } else {
+    CHECK(parks > 0);
+    if (m == mode::sleep_at_once) CHECK(sleep_fences > 0);
+    // At most one membarrier per sleep, never one per park or per publish: there are fewer
+    // sleeps than parks plus the final one.
+    CHECK(sleep_fences <= parks + 1);
+  }
 }
 
 TEST_CASE("litmus: a stage's release racing with a producer parked on a full ring",
@@ -121,8 +159,9 @@ TEST_CASE("litmus: a stage's release racing with a producer parked on a full rin
   std::atomic<std::int64_t> published{-1};
   std::int64_t lost = 0;
   std::int64_t bad = 0;
+  std::uint64_t sleep_fences = 0;
   {
-    rondo::thread_scheduler s;
+    rondo::thread_scheduler s{std::chrono::nanoseconds{0}};  // sleeps at once: the widest race
     producer_loop(s, pub, rounds, published);
     for (std::int64_t r = 0; r < rounds; ++r) {
       if (!await_value(published, r)) {
@@ -134,11 +173,12 @@ TEST_CASE("litmus: a stage's release racing with a producer parked on a full rin
       w.signal(r);
     }
     sp.close();  // frees a stuck producer either way
+    sleep_fences = s.parking()->sleep_fences();
   }
   CHECK(lost == 0);
   CHECK(bad == 0);
   CHECK(w.waiters().size() == 0);
-  CHECK(w.waiters().parks() > 0);
+  CHECK(sleep_fences > 0);  // the executor really went to sleep with the producer parked
 }
 
 TEST_CASE("stress: a coroutine stage and a coroutine producer on two threads, tiny ring",

@@ -201,6 +201,8 @@ class disruptor {
 
   /// The producer handle (thread-safe for producer_type::multi).
   [[nodiscard]] rondo::publisher<T>& publisher() { return *st().pub; }
+  /// The coroutine handle on the same publisher: `co_await d.coro_publisher().reserve(n)`.
+  [[nodiscard]] rondo::coro_publisher<T> coro_publisher() { return st().pub->coro(); }
 
   /// Stops new reservations, waits until every stage has handled every published event, stops
   /// the stages. Throws rondo::stage_error if a handler halted the disruptor (before or during

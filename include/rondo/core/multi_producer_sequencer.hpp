@@ -152,7 +152,7 @@ class multi_producer_sequencer final : public sequencer {
       // Pairs with the acquire load in sequencer::highest_published()/is_tombstone().
       flags_[s & mask_].store((round_of(s) << 1) | tomb, std::memory_order_release);
     }
-    waits_->signal(hi);
+    waits_->signal_publish(hi);
   }
 
   std::unique_ptr<std::atomic<std::uint32_t>[]> storage_;

@@ -95,7 +95,8 @@ class single_producer_sequencer final : public sequencer {
 
   /// Non-throwing claim for callers that validated n (1 <= n <= capacity) and hold no open
   /// claim (the coroutine reserve). On granted, `hi` is the claim's last sequence.
-  [[nodiscard]] claim_status try_claim(std::int64_t n, std::int64_t& hi) noexcept {
+  [[nodiscard]] [[gnu::always_inline]] claim_status try_claim(std::int64_t n,
+                                                             std::int64_t& hi) noexcept {
     const std::int64_t next = last_claimed();
     hi = next + n;
     if (!has_capacity_cached(hi)) [[unlikely]] {
@@ -141,7 +142,7 @@ class single_producer_sequencer final : public sequencer {
     // Pairs with the acquire load in sequence_barrier::available(): the slot writes before
     // this store are visible to a handler that sees the new cursor.
     cursor_.set(hi);
-    waits_->signal(hi);
+    waits_->signal_publish(hi);
   }
 
   /// Gives the open claim [lo, hi] back without publishing it: the next reserve reuses the same

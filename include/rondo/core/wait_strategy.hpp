@@ -11,12 +11,14 @@
 // strategies never sleep in the kernel, so their signal() is a no-op.
 //
 // spin_then_suspend is the coroutine policy (coro/): a waiting coroutine spins, then yields to its
-// scheduler, then parks in the waiter registry (detail/waiter_registry.hpp) until a publish or a
-// stage advance reaches its target. A thread stage or producer under spin_then_suspend spins,
-// yields the thread, then sleeps on the eventcount like `blocking`.
+// scheduler, then parks on its executor, which re-polls it (coro/park_lot.hpp) and announces it
+// in the waiter registry (detail/waiter_registry.hpp) only before it sleeps in the kernel. A
+// thread stage or producer under spin_then_suspend spins, yields the thread, then sleeps on the
+// eventcount like `blocking`.
 //
-// Every publish and stage advance calls signal(v). Until a thread first sleeps or a coroutine
-// first parks, signal() is a compiler barrier, one load and one branch (detail/lazy_dekker.hpp).
+// Every publish and stage advance calls signal(v): a compiler barrier and two loads, whoever is
+// parked; a fence, RMW or syscall only when a thread or executor sleeps on this disruptor in
+// the kernel (docs/wakeup-protocol.md).
 //
 // Unlike the LMAX BlockingWaitStrategy, a blocked handler also sleeps while an upstream stage is
 // behind (every stage advance signals), and producers waiting for capacity block the same way
@@ -53,7 +55,8 @@ struct sleeping {
   std::chrono::nanoseconds sleep{std::chrono::microseconds{50}};
   std::chrono::nanoseconds timeout{0};
 };
-/// Spin, then sleep on a futex until signalled. Publishers pay a fence per publish.
+/// Spin, then sleep on a futex until signalled. A sleep costs a membarrier besides the futex;
+/// publishers pay a syscall only while somebody sleeps.
 struct blocking {
   std::uint32_t spins = 100;
   std::chrono::nanoseconds timeout{0};
@@ -76,19 +79,6 @@ enum class wait_moment : std::uint8_t {
   ring_full         ///< a producer: the ring is full (the slowest terminal stage is behind)
 };
 
-/// Who pays for the store-then-load ordering that keeps a parked coroutine from missing its
-/// wake-up (docs/wakeup-protocol.md):
-enum class wake_fence : std::uint8_t {
-  /// Once any coroutine has parked on the disruptor, every publish and stage advance runs a
-  /// seq_cst fence (~6 ns here, more when the cursor line is contended); a park costs a fence.
-  /// The default: parks are cheap, which pipelines whose stages share an executor need.
-  publisher,
-  /// Every park runs a membarrier (1 us when the other cores are idle, ~50 us when they run our
-  /// threads, measured on this VM); publishes never fence. For a producer that publishes one
-  /// event at a time at full rate into stages that rarely park.
-  parker
-};
-
 /// Spin, then yield, then suspend (coroutines) or sleep (threads). `spins` and `yields` apply to
 /// every moment unless that moment has its own wait_phase. `timeout` (0: none) is the thread
 /// stages' timeout as in the other strategies; coroutine waits take deadlines per call.
@@ -102,7 +92,6 @@ struct spin_then_suspend {
   std::optional<wait_phase> ring_idle;
   std::optional<wait_phase> ring_full;
   std::chrono::nanoseconds timeout{0};
-  wake_fence fence = wake_fence::publisher;
 
   /// The phase used at moment `m`.
   [[nodiscard]] wait_phase phase(wait_moment m) const noexcept {
@@ -179,8 +168,8 @@ class wait_strategy {
     return spin_then_suspend{};
   }
 
-  /// Where coroutine waits park (see detail/waiter_registry.hpp). Call note_waiter() before
-  /// adding to it.
+  /// Where sleeping executors announce the coroutine waits they hold, and where waits on
+  /// schedulers without a park lot link themselves (see detail/waiter_registry.hpp).
   [[nodiscard]] detail::waiter_registry& waiters() noexcept { return waiters_; }
 
   /// The configured timeout (0: none).
@@ -209,6 +198,7 @@ class wait_strategy {
           for (;; ++i) {
             if (ready()) return wait_status::ready;
             if (stop()) return wait_status::stopped;
+            if (i == 0 && detail::on_executor_thread()) [[unlikely]] throw_blocking_on_executor();
             // Reading the clock costs ~20 ns; do it every 256 rounds of spinning.
             if ((i & 255) == 255 && deadline != clock::time_point::max() &&
                 clock::now() >= deadline) {
@@ -248,32 +238,20 @@ class wait_strategy {
         cfg_);
   }
 
-  /// Called after every advance of a sequence somebody may wait for (a publish up to `v`, a
-  /// stage passing `v`), after the advancing store. Wakes sleeping threads and parked coroutines
-  /// whose wait has ended. Until anybody ever slept or parked: a compiler barrier, two loads and
-  /// two branches (no fence, no RMW, no syscall).
-  void signal(std::int64_t v) noexcept {
-    // One compiler barrier and one load until somebody first waits: `anyone_waited_` is set
-    // before a waiter's first fence of either gate (a membarrier), so a signaller that reads
-    // false here made its store visible to that waiter's re-check (detail/lazy_dekker.hpp).
-    detail::asymmetric_fence::light();
-    // Relaxed: ordered by the membarrier on the waiter's side (see above).
-    if (!anyone_waited_.load(std::memory_order_relaxed)) [[likely]] return;
-    signal_waiters(v);
+  /// Called after every advance of a stage's sequence (a stage or poller passing `v`), after
+  /// the advancing store. Wakes threads asleep on this strategy and executors asleep on a
+  /// coroutine wait that has ended. Unless somebody sleeps in the kernel: a compiler barrier,
+  /// two loads and two branches (no fence, no RMW, no syscall), however many coroutines are
+  /// parked.
+  [[gnu::always_inline]] void signal(std::int64_t v) noexcept {
+    events_.notify();  // light() (a compiler barrier), then one load of the armed bit
+    waiters_.notify(v, detail::stage_advance);  // one load of the lowest announced target
   }
 
-  [[gnu::noinline]] void signal_waiters(std::int64_t v) noexcept {
+  /// As signal(), for a publish that moved the cursor to `v` (the sequencers call it).
+  [[gnu::always_inline]] void signal_publish(std::int64_t v) noexcept {
     events_.notify();
-    waiters_.notify(v);
-  }
-
-  /// Called by a waiter before it first parks or sleeps (sticky): from then on signal() looks at
-  /// the eventcount and the registry.
-  void note_waiter() noexcept {
-    // Relaxed: the gate's membarrier (or fence) that follows in the waiter orders it.
-    if (!anyone_waited_.load(std::memory_order_relaxed)) {
-      anyone_waited_.store(true, std::memory_order_relaxed);
-    }
+    waiters_.notify(v, detail::cursor_advance);
   }
 
   /// Wakes every blocked thread and parked coroutine unconditionally (shutdown paths, after
@@ -284,9 +262,17 @@ class wait_strategy {
   }
 
  private:
+  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] static void throw_blocking_on_executor() {
+    throw std::logic_error(
+        "rondo: a thread-blocking wait (publisher::reserve/reserve_for/reserve_until, "
+        "sequence_barrier::wait_for/wait_until, event_poller waits) must wait, but this thread "
+        "runs coroutines for an executor and blocking it would stall all of them; from a "
+        "coroutine, await the coroutine form instead: co_await coro_publisher.reserve(n), "
+        "co_await barrier.wait(next)");
+  }
+
   template <class Ready, class Stop>
   wait_status block(Ready& ready, Stop& stop, clock::time_point deadline) {
-    note_waiter();
     for (;;) {
       const std::uint32_t key = events_.prepare_wait();
       if (ready()) return wait_status::ready;
@@ -301,8 +287,6 @@ class wait_strategy {
   }
 
   wait_config cfg_;
-  // Read by every signal(); set once, by the first waiter.
-  alignas(detail::cache_line_size) std::atomic<bool> anyone_waited_{false};
   detail::eventcount events_;
   detail::waiter_registry waiters_;
 };

@@ -60,6 +60,12 @@ class [[nodiscard]] sequence_barrier_wait_operation final
 
   [[nodiscard]] std::int64_t target() const noexcept { return next_; }
 
+  // Right behind the producers, only a publish can end the wait; behind other stages, only
+  // their advances (available() reads only them).
+  [[nodiscard]] std::uint8_t sources() const noexcept {
+    return barrier_->dependencies().empty() ? detail::cursor_advance : detail::stage_advance;
+  }
+
   [[nodiscard]] wait_moment moment() const noexcept {
     if (barrier_->dependencies().empty()) return wait_moment::ring_idle;
     // The producers are ahead of us: an upstream stage is working on it.

@@ -16,16 +16,24 @@
 //                  reverse(batch); for n in batch: n.handle.resume()
 //
 //   thread_scheduler sleeps when it finds nothing on the eventcount of detail/eventcount.hpp:
-//   a poster that finds nobody asleep pays one fence and one load.
+//   a poster that finds nobody asleep pays a compiler barrier and one load.
+//
+//   A scheduler may also own a park_lot (coro/park_lot.hpp, returned by `parking()`): the waits
+//   of the coroutines it runs park there and it re-polls them itself, so notifiers need no
+//   fence. manual_scheduler polls its lot in run_one(); thread_scheduler polls it in its loop
+//   and idle spin and announces its waits only before it sleeps on the futex.
 
+#include <rondo/coro/park_lot.hpp>
 #include <rondo/detail/config.hpp>
 #include <rondo/detail/eventcount.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <concepts>
 #include <coroutine>
 #include <cstdint>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -49,6 +57,11 @@ struct schedule_node {
 
 /// A scheduler runs posted nodes. post() must be callable from any thread and must not
 /// allocate; the node runs later, on the scheduler's own thread(s), never inside post().
+///
+/// Optionally `park_lot* parking() noexcept`: the scheduler's park lot (coro/park_lot.hpp),
+/// which it polls on its own thread. Waits that suspend on such a scheduler, from its own
+/// thread, park there (no fence for anybody while it is awake); on a scheduler without one,
+/// every park pays a membarrier instead (docs/wakeup-protocol.md).
 template <class S>
 concept scheduler = requires(S& s, schedule_node& n) {
   { s.post(n) } noexcept;
@@ -70,7 +83,15 @@ class scheduler_ref {
         return static_cast<const S*>(o)->has_pending();
       };
     }
+    if constexpr (requires(S& m) {
+                    { m.parking() } noexcept -> std::convertible_to<park_lot*>;
+                  }) {
+      lot_ = s.parking();
+    }
   }
+
+  /// The scheduler's park lot, or null when it has none.
+  [[nodiscard]] park_lot* parking() const noexcept { return lot_; }
 
   /// Posts to the referenced scheduler. Precondition: not empty.
   void post(schedule_node& n) const noexcept { post_(obj_, n); }
@@ -92,6 +113,7 @@ class scheduler_ref {
   void* obj_ = nullptr;
   void (*post_)(void*, schedule_node&) noexcept = nullptr;
   bool (*pending_)(const void*) noexcept = nullptr;
+  park_lot* lot_ = nullptr;
 };
 
 namespace detail {
@@ -113,13 +135,18 @@ inline scheduler_ref& current_scheduler_slot() noexcept {
 class scheduler_scope {
  public:
   explicit scheduler_scope(scheduler_ref s) noexcept
-      : saved_(std::exchange(detail::current_scheduler_slot(), s)) {}
+      : saved_(std::exchange(detail::current_scheduler_slot(), s)),
+        saved_flag_(std::exchange(detail::on_executor_thread(), static_cast<bool>(s))) {}
   scheduler_scope(const scheduler_scope&) = delete;
   scheduler_scope& operator=(const scheduler_scope&) = delete;
-  ~scheduler_scope() { detail::current_scheduler_slot() = saved_; }
+  ~scheduler_scope() {
+    detail::current_scheduler_slot() = saved_;
+    detail::on_executor_thread() = saved_flag_;
+  }
 
  private:
   scheduler_ref saved_;
+  bool saved_flag_;
 };
 
 namespace detail {
@@ -176,9 +203,11 @@ class manual_scheduler {
   /// Any thread; never allocates.
   void post(schedule_node& n) noexcept { (void)incoming_.push(n); }
 
-  /// Owner thread: resumes the oldest posted coroutine, if any. Returns whether one ran.
+  /// Owner thread: resumes the oldest posted coroutine, if any; with none posted, first hands
+  /// back the parked waits that are ready now (park_lot::poll). Returns whether one ran.
   bool run_one() {
     if (ready_ == nullptr) ready_ = incoming_.take_all();
+    if (ready_ == nullptr && lot_.poll() > 0) ready_ = incoming_.take_all();
     if (ready_ == nullptr) return false;
     schedule_node* n = ready_;
     ready_ = n->next;
@@ -194,13 +223,17 @@ class manual_scheduler {
     return ran;
   }
 
-  /// Owner thread: whether anything is waiting to run.
+  /// Owner thread: whether anything is posted and not yet run (parked waits do not count).
   [[nodiscard]] bool idle() const noexcept { return ready_ == nullptr && incoming_.empty(); }
   /// Owner thread: the opposite of idle() (see scheduler_ref::has_pending).
   [[nodiscard]] bool has_pending() const noexcept { return !idle(); }
 
   /// `co_await s.schedule()` suspends the caller and resumes it from this scheduler.
   [[nodiscard]] auto schedule() noexcept { return schedule_operation<manual_scheduler>{*this}; }
+
+  /// Where waits suspended from run_one() park (see park_lot). The lot never sleeps: the owner
+  /// decides when to call run_one() again.
+  [[nodiscard]] park_lot* parking() noexcept { return &lot_; }
 
   /// The awaitable of schedule(); it is its own schedule_node, so it never allocates.
   template <class S>
@@ -218,13 +251,20 @@ class manual_scheduler {
  private:
   detail::intrusive_mpsc_queue incoming_;
   schedule_node* ready_ = nullptr;  // owner-only: taken from incoming_, not yet run
+  // A manual scheduler never sleeps, so there is nothing to wake.
+  park_lot lot_{[](void*) noexcept {}, nullptr};
 };
 
 /// One thread that resumes whatever is posted to it, sleeping (futex) when there is nothing.
-/// stop() (or the destructor) finishes what was posted before it, then joins the thread.
+/// Waits suspended on it park in its park_lot; with waits parked and nothing to run it polls
+/// them for `idle_spin` before it sleeps. stop() (or the destructor) finishes what was posted
+/// before it, then joins the thread.
 class thread_scheduler {
  public:
-  thread_scheduler() : thread_([this] { run(); }) {}
+  /// Throws std::invalid_argument for a negative idle_spin, std::system_error if the thread
+  /// cannot start.
+  explicit thread_scheduler(std::chrono::nanoseconds idle_spin = std::chrono::microseconds{50})
+      : idle_spin_(checked_idle_spin(idle_spin)), thread_([this] { run(); }) {}
   thread_scheduler(const thread_scheduler&) = delete;
   thread_scheduler& operator=(const thread_scheduler&) = delete;
   ~thread_scheduler() { stop(); }
@@ -259,25 +299,66 @@ class thread_scheduler {
     return manual_scheduler::schedule_operation<thread_scheduler>{*this};
   }
 
+  /// The scheduler's park lot (see park_lot): its statistics may be read from any thread.
+  [[nodiscard]] park_lot* parking() noexcept { return &lot_; }
+
  private:
+  static std::chrono::nanoseconds checked_idle_spin(std::chrono::nanoseconds t) {
+    if (t.count() < 0) {
+      throw std::invalid_argument("thread_scheduler: idle_spin " + std::to_string(t.count()) +
+                                  " ns is negative");
+    }
+    return t;
+  }
+
   void run() {
     const scheduler_scope scope(*this);
     for (;;) {
       schedule_node* batch = incoming_.take_all();
-      while (batch != nullptr) {
-        schedule_node* n = batch;
-        batch = n->next;
-        n->run();
+      if (batch != nullptr) {
+        while (batch != nullptr) {
+          schedule_node* n = batch;
+          batch = n->next;
+          n->run();
+        }
+        continue;
       }
-      // Arm, then re-check: a post after the arm notifies us; one before it is seen here.
-      const std::uint32_t key = events_.prepare_wait();
-      if (!incoming_.empty()) continue;
+      if (lot_.poll() > 0 || idle_poll()) continue;
+      // Arm, announce the parked waits, one heavy fence for both, then re-check: a post or a
+      // publish after the fence sees us asleep and wakes us; one before it is seen here.
+      const std::uint32_t key = events_.arm();
+      lot_.announce();
+      detail::asymmetric_fence::heavy();  // pairs with light() in post() and in the notifiers
+      if (!lot_.empty()) lot_.count_fence();
+      if (!incoming_.empty() || lot_.recheck()) {
+        lot_.withdraw();
+        continue;
+      }
       // Acquire: pairs with the release store in stop().
       if (stopping_.load(std::memory_order_acquire)) {
+        lot_.withdraw();
         if (incoming_.empty()) return;
         continue;
       }
       events_.wait(key);
+      lot_.withdraw();
+    }
+  }
+
+  // With waits parked, poll them (and the queue) for idle_spin_ before sleeping: a wake-up
+  // through the kernel costs tens of microseconds here, a poll tens of nanoseconds. Returns
+  // whether there is something to run.
+  bool idle_poll() noexcept {
+    if (lot_.empty() || idle_spin_.count() == 0) return false;
+    const auto until = std::chrono::steady_clock::now() + idle_spin_;
+    for (std::uint32_t i = 1;; ++i) {
+      detail::cpu_relax();
+      if (!incoming_.empty() || lot_.poll() > 0) return true;
+      // Relaxed: pairs with the release store in stop(); a late look only spins a little longer.
+      if ((i & 63) == 0 && (stopping_.load(std::memory_order_relaxed) ||
+                            std::chrono::steady_clock::now() >= until)) {
+        return false;
+      }
     }
   }
 
@@ -287,6 +368,9 @@ class thread_scheduler {
   detail::intrusive_mpsc_queue incoming_;
   detail::eventcount events_;
   std::atomic<bool> stopping_{false};
+  std::chrono::nanoseconds idle_spin_;
+  // A notifier that found one of our announcements, or a cancelled wait: end the futex sleep.
+  park_lot lot_{[](void* self) noexcept { static_cast<thread_scheduler*>(self)->wake(); }, this};
   std::thread thread_;  // last: started after every other member is ready
 };
 

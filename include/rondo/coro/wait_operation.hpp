@@ -2,38 +2,48 @@
 // The machinery shared by every coroutine wait (a stage waiting for a sequence, a producer
 // waiting for capacity): spin, then yield through the scheduler, then park in the waiter
 // registry; deadlines and std::stop_token cancellation; the handshake that decides who resumes
-// the coroutine. Users meet it through sequence_barrier::wait() and publisher::async_reserve().
+// the coroutine. Users meet it through sequence_barrier::wait() and coro_publisher::reserve().
 //
 // Theory of operation
 //
 //   await_ready:   poll()                       (the fast path: no scheduler, no atomics RMW)
 //   await_suspend: spin `spins` times polling   → done: continue without suspending
 //                  yield `yields` times:  post ourselves to the scheduler; on_step() polls again
-//                  park():
+//                  park(), on a scheduler with a park lot, from its own thread (the usual case):
+//                     link our park_lot::entry in the lot; arm the deadline timer and the stop
+//                     callback (once); suspended. No fence, no lock, no RMW: the executor polls
+//                     the entry (plain loads) and, when it is ready, posts on_wake; it announces
+//                     the entry in the waiter registry only before it sleeps in the kernel
+//                     (coro/park_lot.hpp). A deadline or a stop flags end_ and wakes the lot;
+//                     the executor's poll sees the flag. Only the executor resumes us.
+//                  park(), direct (a scheduler without a park lot, or a wait that resumes on
+//                     another scheduler than the one running it):
 //                     state_ = running
-//                     registry.add(node)        (link + fence F1, see detail/waiter_registry.hpp)
+//                     registry.add(node); heavy fence (a membarrier per park)
 //                     poll() again              → done: remove(node); if we still owned it,
 //                                                  continue without suspending
 //                     arm deadline timer and stop callback (once)
 //                     if state_.exchange(suspended) == woken: a waker came first; poll again
 //                                                  and continue, or park again
 //                     else: suspended
-//   a waker (notifier, timer, stop callback) that unlinked the node:
+//   a direct waker (notifier, timer, stop callback) that unlinked the node:
 //                     if state_.exchange(woken) == suspended: post on_wake to the scheduler
 //                     else: the waiter is still inside park() and will see `woken`
 //   on_wake (on the scheduler): poll() again; a producer may have lost the freed slots to
 //                     another producer, then it parks again; else resume the coroutine.
 //
-// Whoever exchanges state_ second resumes the coroutine, so it is resumed exactly once, and a
-// waker never touches the operation after handing it over (the frame may be gone right after).
-// Everything the operation owns (the wait_node, schedule_node, timer_node, stop callback) lives
-// in the coroutine frame: no allocation.
+// Direct mode: whoever exchanges state_ second resumes the coroutine, so it is resumed exactly
+// once, and a waker never touches the operation after handing it over (the frame may be gone
+// right after). Everything the operation owns (the entry, wait_node, schedule_node, timer_node,
+// stop callback) lives in the coroutine frame: no allocation.
 //
-// Deadlines use detail::timer_service (one process-wide thread) on schedulers without timers.
+// Deadlines use detail::timer_service (one process-wide thread), armed only by waits that park.
 
 #include <rondo/core/wait_strategy.hpp>
 #include <rondo/core/stage_metrics.hpp>
+#include <rondo/coro/park_lot.hpp>
 #include <rondo/coro/scheduler.hpp>
+#include <rondo/detail/asymmetric_fence.hpp>
 #include <rondo/detail/config.hpp>
 #include <rondo/detail/timer_service.hpp>
 #include <rondo/detail/waiter_registry.hpp>
@@ -55,6 +65,7 @@ namespace rondo::detail {
 ///   static bool registry_ready(const Derived&) noexcept
 ///                                   - reads only: would poll() finish now?
 ///   std::int64_t target() const noexcept - the registry target (see waiter_registry.hpp)
+///   std::uint8_t sources() const noexcept - which advances can end the wait (advance_kind bits)
 ///   wait_moment moment() const noexcept
 ///   waiter_registry& registry() const noexcept
 template <class Derived>
@@ -66,7 +77,7 @@ class suspending_wait {
   // copy elision, awaited where it was created.
   suspending_wait(const suspending_wait&) = delete;
   suspending_wait& operator=(const suspending_wait&) = delete;
-  ~suspending_wait() {
+  [[gnu::always_inline]] ~suspending_wait() {
     if (slow_) [[unlikely]] cleanup();
   }
 
@@ -96,7 +107,7 @@ class suspending_wait {
           "(sync_wait, manual_scheduler, thread_scheduler, io_context, a coroutine stage)");
     }
     if (ended_by_caller()) return false;
-    if (!slow_) slow_.emplace(this, waits_->suspend_policy().fence == wake_fence::parker);
+    if (!slow_) slow_.emplace(this);
     if (metrics_ != nullptr) {
       metrics_->add_suspension();
       slow_->suspended_at = clock::now();
@@ -144,7 +155,12 @@ class suspending_wait {
   [[gnu::noinline]] void cleanup() noexcept {
     if (slow_->timer_armed) timer_service::instance().disarm(slow_->timer);
     slow_->stop_cb.reset();
-    if (slow_->parked) (void)registry().remove(slow_->node);
+    if (!slow_->parked) return;
+    if (slow_->lot != nullptr) {
+      slow_->lot->unpark(slow_->entry);
+    } else {
+      (void)registry().remove(slow_->node);
+    }
   }
 
   // Has the caller's stop token or deadline ended the wait? Records why.
@@ -175,19 +191,39 @@ class suspending_wait {
     return ended_by_caller();
   }
 
-  // Returns true if suspended (a waker will post us), false to go on now.
+  // Returns true if suspended (the executor or a waker will post us), false to go on now.
   bool park() noexcept {
+    slow_state& st = *slow_;
+    if (!st.mode_chosen) {
+      // The lot is the executor's own: only from the thread that runs it (its current
+      // scheduler). Chosen once, before any canceller (which reads st.lot) is armed.
+      park_lot* lot = sched_.parking();
+      st.lot = lot != nullptr && sched_ == current_scheduler() ? lot : nullptr;
+      st.mode_chosen = true;
+    }
+    if (st.lot != nullptr) {
+      st.entry.registry = &registry();
+      st.entry.announcement.target = self().target();
+      st.entry.announcement.sources = self().sources();
+      arm_cancellation();
+      st.parked = true;
+      st.lot->park(st.entry);
+      return true;
+    }
+    return park_direct();
+  }
+
+  bool park_direct() noexcept {
     slow_state& st = *slow_;
     for (;;) {
       // Relaxed: only this operation's wakers read it, after unlinking the node under the
       // registry lock that add() below takes after this store.
       st.state.store(running, std::memory_order_relaxed);
       st.node.target = self().target();
-      st.node.ready = &registry_ready_thunk;
-      st.node.wake = &on_registry_wake;
+      st.node.sources = self().sources();
       st.parked = true;
-      waits_->note_waiter();
-      registry().add(st.node, st.membarrier_each_park);  // F1 inside
+      registry().add(st.node);
+      asymmetric_fence::heavy();  // pairs with light() in the notifiers (waiter_registry.hpp)
       if (try_finish()) {
         if (registry().remove(st.node)) {
           st.parked = false;
@@ -238,7 +274,19 @@ class suspending_wait {
     }
   }
 
+  // From a timer or a stop callback, on any thread.
   void cancel(wait_status why) noexcept {
+    if (slow_->lot != nullptr) {
+      // Parked on an executor: flag the wait and end the executor's sleep; its poll sees the
+      // flag. The first reason wins. seq_cst: a store-then-load handshake with the executor's
+      // "asleep" flag, read by wake() (the executor stores that flag, runs a membarrier, then
+      // re-polls us).
+      wait_status expected = wait_status::ready;
+      (void)end_.compare_exchange_strong(expected, why, std::memory_order_seq_cst,
+                                         std::memory_order_relaxed);
+      slow_->lot->wake();
+      return;
+    }
     // Not parked: the next poll (on_step, on_wake, park's re-check) sees the cause itself.
     if (!registry().remove(slow_->node)) return;
     // Relaxed: published to the waiter by the acq_rel exchange in wake_from_outside().
@@ -271,6 +319,9 @@ class suspending_wait {
   struct owned_timer_node : timer_node {
     suspending_wait* owner = nullptr;
   };
+  struct owned_entry : park_lot::entry {
+    suspending_wait* owner = nullptr;
+  };
   static Derived& from_snode(schedule_node& n) noexcept {
     return static_cast<Derived&>(*static_cast<owned_schedule_node&>(n).owner);
   }
@@ -280,6 +331,10 @@ class suspending_wait {
   static Derived& from_tnode(timer_node& n) noexcept {
     return static_cast<Derived&>(*static_cast<owned_timer_node&>(n).owner);
   }
+  static Derived& from_entry(park_lot::entry& e) noexcept {
+    return static_cast<Derived&>(*static_cast<owned_entry&>(e).owner);
+  }
+
 
   // A yield came back: poll, yield again, or park.
   static void on_step(schedule_node& n) noexcept {
@@ -316,6 +371,27 @@ class suspending_wait {
   static bool registry_ready_thunk(wait_node& n) noexcept {
     return Derived::registry_ready(from_wnode(n));
   }
+  // The executor's poll (its own thread) and a notifier reading an announcement (under the
+  // registry lock): has the wait ended? A cancel's flag counts.
+  static bool ended(const Derived& op) noexcept {
+    // Relaxed: a flag set by cancel() (seq_cst there); a late look is caught by the next poll,
+    // and the executor's sleep is ended by cancel()'s wake().
+    return Derived::registry_ready(op) ||
+           op.end_.load(std::memory_order_relaxed) != wait_status::ready;
+  }
+  static bool entry_ready(park_lot::entry& e) noexcept { return ended(from_entry(e)); }
+  static bool announcement_ready(wait_node& n) noexcept {
+    return ended(from_entry(park_lot::entry::of(n)));
+  }
+  // The executor's poll found us ready and unlinked us: run on_wake on its thread.
+  static void entry_resume(park_lot::entry& e) noexcept {
+    Derived& op = from_entry(e);
+    slow_state& st = *op.slow_;
+    st.parked = false;
+    st.snode.handle = op.handle_;
+    st.snode.callback = &on_wake;
+    op.sched_.post(st.snode);
+  }
   static void on_registry_wake(wait_node& n) noexcept { from_wnode(n).wake_from_outside(); }
   static void on_timer(timer_node& t) noexcept { from_tnode(t).cancel(wait_status::timed_out); }
 
@@ -332,20 +408,28 @@ class suspending_wait {
 
   // Built on the first suspension only.
   struct slow_state {
-    slow_state(suspending_wait* op, bool membarrier) noexcept : membarrier_each_park(membarrier) {
+    explicit slow_state(suspending_wait* op) noexcept {
       node.owner = op;
+      node.ready = &registry_ready_thunk;
+      node.wake = &on_registry_wake;
       snode.owner = op;
       timer.owner = op;
+      entry.owner = op;
+      entry.ready = &entry_ready;
+      entry.resume = &entry_resume;
+      entry.announcement.ready = &announcement_ready;
     }
-    std::atomic<std::uint8_t> state{running};  // see the file comment
+    std::atomic<std::uint8_t> state{running};  // direct mode; see the file comment
+    park_lot* lot = nullptr;  // parks in this executor's lot; null: direct (see park())
+    bool mode_chosen = false;
     bool parked = false;
     bool timer_armed = false;
-    bool membarrier_each_park;
     std::uint32_t yields_left = 0;
     clock::time_point suspended_at{};
     owned_wait_node node;
     owned_schedule_node snode;
     owned_timer_node timer;
+    owned_entry entry;
     std::optional<std::stop_callback<stop_callback_fn>> stop_cb;
   };
 

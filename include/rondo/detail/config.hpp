@@ -53,4 +53,12 @@ inline void seq_cst_fence() noexcept {
 #endif
 }
 
+/// Whether the calling thread is running coroutines for a scheduler (an io_context, a
+/// thread_scheduler, sync_wait...): set by rondo::scheduler_scope. Thread-blocking waits refuse
+/// to wait there (they would stall every coroutine of that executor).
+inline bool& on_executor_thread() noexcept {
+  thread_local bool flag = false;
+  return flag;
+}
+
 }  // namespace rondo::detail

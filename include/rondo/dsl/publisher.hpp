@@ -5,6 +5,15 @@
 //   for (auto [seq, ev] : c) ev = make(seq);  // writes the events in the ring
 //   c.publish();                             // handlers may now see them
 //
+// Two handles, one per kind of caller, with one naming rule (docs/naming.md): publisher<T> for
+// threads, whose reserve(n) blocks the thread while the ring is full, and coro_publisher<T> for
+// coroutines, whose reserve(n) is awaitable:
+//
+//   rondo::coro_publisher<order> publisher = d.coro_publisher();
+//   auto c = co_await publisher.reserve(n);  // spins, then suspends while the ring is full
+//
+// try_reserve never waits; reserve_for takes a timeout, reserve_until a deadline.
+//
 // A claim dropped without publish() (for instance because filling it threw) is given back:
 // with a single producer the sequences are reused by the next reserve; with several producers
 // they are published as tombstones that every handler skips. Either way the ring never stalls
@@ -29,6 +38,8 @@ namespace rondo {
 
 template <class T>
 class publisher;
+template <class T>
+class coro_publisher;
 template <class T, bool Maybe>
 class publisher_reserve_operation;
 
@@ -124,8 +135,9 @@ class publisher {
   publisher(const publisher&) = delete;
   publisher& operator=(const publisher&) = delete;
 
-  /// Claims n consecutive slots, waiting (with the disruptor's wait strategy) while the ring
-  /// is full.
+  /// Claims n consecutive slots, blocking the calling thread (with the disruptor's wait
+  /// strategy) while the ring is full. From a coroutine on an executor, a wait is a
+  /// std::logic_error naming the awaitable form (coro_publisher::reserve) instead.
   claim<T> reserve(std::int64_t n = 1) {
     const std::int64_t hi = single_ ? single_->reserve(n) : multi_->reserve(n);
     return claim<T>(this, hi - n + 1, hi);
@@ -148,20 +160,18 @@ class publisher {
     return claim<T>(this, *hi - n + 1, *hi);
   }
 
-  /// Coroutine reserve: `auto c = co_await pub.async_reserve(n);` claims n slots, spinning,
-  /// yielding, then suspending (spin_then_suspend, ring_full moment) while the ring is full; it
-  /// resumes on the scheduler current when it suspended, once a terminal stage frees the slots.
-  /// Yields claim<T>; throws rondo::closed if the disruptor is (or gets) closed. Never allocates.
-  /// Throws now, before any wait: std::invalid_argument for n outside [1, capacity],
-  /// std::logic_error while this single producer has a claim open.
-  [[nodiscard]] publisher_reserve_operation<T, false> async_reserve(std::int64_t n = 1);
-  /// As async_reserve(n), cancellable: yields std::optional<claim<T>>, empty once `stop` is
-  /// requested before capacity was found.
-  [[nodiscard]] publisher_reserve_operation<T, true> async_reserve(std::int64_t n,
-                                                                   std::stop_token stop);
-  /// As async_reserve(n), giving up at `deadline` (and on `stop`): yields an empty optional.
-  [[nodiscard]] publisher_reserve_operation<T, true> async_reserve_until(
-      std::int64_t n, std::chrono::steady_clock::time_point deadline, std::stop_token stop = {});
+  /// As reserve(), giving up at `deadline` (nullopt).
+  std::optional<claim<T>> reserve_until(std::int64_t n,
+                                        std::chrono::steady_clock::time_point deadline) {
+    const auto hi =
+        single_ ? single_->reserve_until(n, deadline) : multi_->reserve_until(n, deadline);
+    if (!hi) return std::nullopt;
+    return claim<T>(this, *hi - n + 1, *hi);
+  }
+
+  /// The coroutine handle on this publisher (see coro_publisher): `co_await
+  /// pub.coro().reserve(n)`.
+  [[nodiscard]] coro_publisher<T> coro() noexcept { return coro_publisher<T>(*this); }
 
   /// Reserves one slot, calls fill(event, sequence), publishes. If fill throws, the claim is
   /// given back and the exception propagates.
@@ -186,6 +196,7 @@ class publisher {
 
  private:
   friend class claim<T>;
+  friend class coro_publisher<T>;
   friend class publisher_reserve_operation<T, false>;
   friend class publisher_reserve_operation<T, true>;
 
@@ -205,7 +216,7 @@ class publisher {
   multi_producer_sequencer* multi_;
 };
 
-/// The awaitable of publisher::async_reserve(). co_await yields claim<T> (Maybe = false) or
+/// The awaitable of coro_publisher::reserve(). co_await yields claim<T> (Maybe = false) or
 /// std::optional<claim<T>> (Maybe = true: empty when cancelled or timed out); both throw
 /// rondo::closed when the disruptor is closed before the slots are granted. Resumes on the
 /// scheduler current when it suspended. Not movable: await it where it is created.
@@ -254,6 +265,9 @@ class [[nodiscard]] publisher_reserve_operation final
 
   [[nodiscard]] wait_moment moment() const noexcept { return wait_moment::ring_full; }
 
+  // Only the terminal stages' advances free slots.
+  [[nodiscard]] std::uint8_t sources() const noexcept { return detail::stage_advance; }
+
   [[nodiscard]] detail::waiter_registry& registry() const noexcept {
     return pub_->sequencer().waits().waiters();
   }
@@ -264,23 +278,61 @@ class [[nodiscard]] publisher_reserve_operation final
   claim_status status_ = claim_status::full;
 };
 
+/// The coroutine handle of a publisher: what a producer coroutine holds. Its reserve(n) is
+/// awaitable — `auto c = co_await publisher.reserve(n);` — and suspends the coroutine, never
+/// the thread, while the ring is full (spin, yield, then park on its executor: the
+/// spin_then_suspend policy's ring_full moment); it resumes on the scheduler that was current
+/// when it suspended, once a terminal stage frees the slots. A small value (one pointer): copy
+/// it freely; the publisher (and its disruptor) must outlive it.
+///
+/// Errors, thrown before any wait: std::invalid_argument for n outside [1, capacity],
+/// std::logic_error while this single producer has a claim open; from co_await: rondo::closed
+/// when the disruptor is (or gets) drained, closed or halted. Thread-safety: as publisher<T>.
+/// Never allocates.
 template <class T>
-publisher_reserve_operation<T, false> publisher<T>::async_reserve(std::int64_t n) {
-  check_async(n);
-  return publisher_reserve_operation<T, false>(*this, n);
-}
-template <class T>
-publisher_reserve_operation<T, true> publisher<T>::async_reserve(std::int64_t n,
-                                                                 std::stop_token stop) {
-  check_async(n);
-  return publisher_reserve_operation<T, true>(*this, n, std::chrono::steady_clock::time_point::max(),
-                                              std::move(stop));
-}
-template <class T>
-publisher_reserve_operation<T, true> publisher<T>::async_reserve_until(
-    std::int64_t n, std::chrono::steady_clock::time_point deadline, std::stop_token stop) {
-  check_async(n);
-  return publisher_reserve_operation<T, true>(*this, n, deadline, std::move(stop));
-}
+class coro_publisher {
+ public:
+  coro_publisher(publisher<T>& p) noexcept : pub_(&p) {}  // NOLINT: a view of `p`, like p&
+
+  /// `co_await reserve(n)` yields claim<T>: n consecutive slots.
+  [[nodiscard]] publisher_reserve_operation<T, false> reserve(std::int64_t n = 1) {
+    pub_->check_async(n);
+    return publisher_reserve_operation<T, false>(*pub_, n);
+  }
+  /// As reserve(n), cancellable: yields std::optional<claim<T>>, empty once `stop` is requested
+  /// before the slots were granted.
+  [[nodiscard]] publisher_reserve_operation<T, true> reserve(std::int64_t n,
+                                                             std::stop_token stop) {
+    pub_->check_async(n);
+    return publisher_reserve_operation<T, true>(
+        *pub_, n, std::chrono::steady_clock::time_point::max(), std::move(stop));
+  }
+  /// As reserve(n, stop), giving up at `deadline` too (an empty optional).
+  [[nodiscard]] publisher_reserve_operation<T, true> reserve_until(
+      std::int64_t n, std::chrono::steady_clock::time_point deadline, std::stop_token stop = {}) {
+    pub_->check_async(n);
+    return publisher_reserve_operation<T, true>(*pub_, n, deadline, std::move(stop));
+  }
+  /// As reserve(n, stop), giving up after `timeout` too. A negative timeout is
+  /// std::invalid_argument.
+  [[nodiscard]] publisher_reserve_operation<T, true> reserve_for(std::int64_t n,
+                                                                 std::chrono::nanoseconds timeout,
+                                                                 std::stop_token stop = {}) {
+    return reserve_until(n, detail::deadline_after(timeout, "coro_publisher::reserve_for"),
+                         std::move(stop));
+  }
+  /// Claims n slots if they are free now (never waits); nullopt if the ring lacks capacity.
+  std::optional<claim<T>> try_reserve(std::int64_t n = 1) { return pub_->try_reserve(n); }
+
+  [[nodiscard]] std::int64_t remaining_capacity() const noexcept {
+    return pub_->remaining_capacity();
+  }
+  [[nodiscard]] std::int64_t capacity() const noexcept { return pub_->capacity(); }
+  /// The thread handle this one is a view of.
+  [[nodiscard]] publisher<T>& thread_publisher() const noexcept { return *pub_; }
+
+ private:
+  publisher<T>* pub_;
+};
 
 }  // namespace rondo

@@ -11,8 +11,10 @@
 //   remote queue (intrusive MPSC) -> taken in batches   (lock-free); ring the doorbell only if
 //   reap CQEs -> finished I/O operations become ready   the owner announced it sleeps
 //   submit SQEs (batched: one io_uring_enter per loop)
-//   nothing ready: spin `idle_spin` polling the queues and the CQ, then
-//     sleeping = true; fence; re-check the remote queue; io_uring_submit_and_wait(1)
+//   parked coroutine waits (park_lot): polled every round and every idle-spin round
+//   nothing ready: spin `idle_spin` polling the queues, the CQ and the parked waits, then
+//     sleeping = true; announce the parked waits; fence (a membarrier when waits are parked);
+//     re-check the remote queue and the waits; io_uring_submit_and_wait(1)
 //
 //   The doorbell, rung by a poster that sees `sleeping` (after its own fence: the Dekker
 //   handshake of docs/wakeup-protocol.md): from a coroutine on another context, an
@@ -264,6 +266,10 @@ class io_context {
   /// A hint: posted work not yet run (see scheduler_ref::has_pending). Any thread; only the
   /// owner sees its local queue.
   [[nodiscard]] bool has_pending() const noexcept;
+  /// Where coroutine waits suspended on this context park (see park_lot). The context polls
+  /// them every round and announces them only before it sleeps in the kernel. Its statistics
+  /// (parks(), sleep_fences()) may be read from any thread.
+  [[nodiscard]] park_lot* parking() noexcept;
 
   /// Runs until stop(): returns how many nodes ran. Owner thread.
   std::size_t run();
