@@ -175,7 +175,7 @@ void pipeline_rondo_coroutine(benchmark::State& state) {
 }
 
 // The io_uring executor: `stages` coroutine stages on a rondo::runtime of two io_contexts (two
-// threads, placed round-robin by builder.executor(rt)): s1 (a = value + 1), s2 (b = a + 1),
+// threads; placement: the builder's default, contiguous halves, one context, or round-robin): s1 (a = value + 1), s2 (b = a + 1),
 // then stages - 3 pass-through stages that read b, then s_last checks b. The producer is a
 // coroutine on context 0 (`co_await coro_publisher.reserve(batch)`), so two threads carry everything —
 // as many threads as cores — or the benchmark thread (three threads on two cores).
@@ -204,7 +204,8 @@ void pipeline_rondo_runtime(benchmark::State& state) {
   const std::int64_t n = state.range(1);
   const auto stages = static_cast<int>(state.range(2));
   const bool coroutine_producer = state.range(3) != 0;
-  // 0: round-robin (the builder's default); 1: contiguous halves; 2: every stage on context 0.
+  // 0: the builder's default (placement::colocate: these light stages all on context 0);
+  // 1: contiguous halves; 2: every stage on context 0 by hand; 3: placement::round_robin.
   const std::int64_t placement = state.range(4);
   const std::int64_t ring = state.range(5);
   bool ok = true;
@@ -223,6 +224,7 @@ void pipeline_rondo_runtime(benchmark::State& state) {
     rondo::runtime rt(2);
     auto b = rondo::disruptor<event>::builder();
     b.capacity(ring).wait(rondo::spin_then_suspend{}).metrics().executor(rt);
+    if (placement == 3) b.placement(rondo::placement::round_robin);
     b.stage("s1", add_one_to_a{{&out}});
     place(b, 1);
     b.stage("s2", add_one_to_b{{&out}}, rondo::after("s1"));
@@ -448,6 +450,8 @@ BENCHMARK(pipeline_rondo_runtime)
     ->Args({32, rondo_bench::n_events, 6, 1, 1, capacity})
     ->Args({32, rondo_bench::n_events, 6, 1, 1, 4096})
     ->Args({32, rondo_bench::n_events, 6, 1, 2, capacity})
+    ->Args({32, rondo_bench::n_events, 3, 1, 3, capacity})
+    ->Args({32, rondo_bench::n_events, 6, 1, 3, capacity})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);

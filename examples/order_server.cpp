@@ -762,7 +762,8 @@ constexpr const char* usage =
     "  --journal PATH    the journal file (default: a temporary file, removed at the end)\n"
     "  --port P          the server's loopback port (default 0: any free port)\n"
     "  --threads T       the server's runtime threads (default 2: decode and reply on\n"
-    "                    context 0 with the sockets, journal and match on context 1)\n";
+    "                    context 0 with the sockets, the heavy stages journal and match\n"
+    "                    on context 1)\n";
 
 // False when --help was asked for.
 bool parse_options(int argc, char** argv, options& o) {
@@ -856,14 +857,16 @@ std::string verify_journal(const std::string& path, std::int64_t published,
   return why;
 }
 
-void print_stage_metrics(const rondo::disruptor<order_event>& d,
-                         const std::map<std::string, std::size_t>& context_of) {
+void print_stage_metrics(const rondo::disruptor<order_event>& d, rondo::runtime& rt) {
+  const std::vector<rondo::scheduler_ref> contexts = rt.schedulers();
   std::printf("\n%-8s %3s %9s %8s %10s %8s %11s %8s %12s\n", "stage", "ctx", "events",
               "batches", "mean batch", "waits", "suspensions", "resumes", "suspended ms");
   for (const rondo::stage_report& r : d.metrics()) {
     const rondo::stage_metrics_snapshot& m = r.metrics;
+    const auto ctx = static_cast<std::size_t>(
+        std::find(contexts.begin(), contexts.end(), r.scheduler) - contexts.begin());
     std::printf("%-8s %3zu %9lld %8lld %10.1f %8lld %11lld %8lld %12.1f\n", r.name.c_str(),
-                context_of.at(r.name), static_cast<long long>(m.events),
+                ctx, static_cast<long long>(m.events),
                 static_cast<long long>(m.batches), m.mean_batch(), static_cast<long long>(m.waits),
                 static_cast<long long>(m.suspensions), static_cast<long long>(m.resumes),
                 static_cast<double>(m.suspended_ns) / 1e6);
@@ -894,14 +897,16 @@ int main(int argc, char** argv) try {
   if (journal.fd < 0) throw std::runtime_error("open " + opt.journal + ": " + std::strerror(errno));
 
   rondo::runtime rt(opt.threads);
-  // Placement. Context 0 owns the sockets: the readers (the producers), decode (it reads the
-  // frames the readers just wrote, still in this core's cache) and reply (it sends on those
-  // sockets). Context 1 takes journal, so that waiting for fdatasync never holds up reading
-  // orders or acking earlier batches, and match, which runs while the journal waits for the disk.
-  const std::map<std::string, std::size_t> context_of = {
-      {"decode", 0}, {"journal", 1 % opt.threads}, {"match", 1 % opt.threads}, {"reply", 0}};
+  // Placement: the builder's default. Light stages share context 0, which owns the sockets:
+  // the readers (the producers), decode (it reads the frames the readers just wrote, still in
+  // this core's cache) and reply (it sends on those sockets). The stages marked heavy go to the
+  // other contexts: journal, so that waiting for fdatasync never holds up reading orders or
+  // acking earlier batches, and match, which runs while the journal waits for the disk.
   rondo::stage_options journal_options;
   journal_options.max_batch = journal_max_batch;
+  journal_options.heavy = true;
+  rondo::stage_options match_options;
+  match_options.heavy = true;
   // Every publisher runs on context 0, so producer_type::single would do; multi keeps the
   // server correct if readers are ever spread over contexts.
   auto d = rondo::disruptor<order_event>::builder()
@@ -912,19 +917,16 @@ int main(int argc, char** argv) try {
                .executor(rt)
                .stage("decode",
                       [](order_event& ev, std::int64_t seq, bool) { decode_order(ev, seq); })
-               .on(context_of.at("decode"))
                .stage("journal", journal_stage(journal), rondo::after("decode"), journal_options)
-               .on(context_of.at("journal"))
-               .stage("match",
-                      [&book](order_event& ev, std::int64_t seq, bool) {
-                        const journal_record& r = ev.record;
-                        if (r.status != accepted) return;
-                        ev.filled = book.execute(seq, r.side, r.price, r.qty);
-                      },
-                      rondo::after("decode"))
-               .on(context_of.at("match"))
+               .stage(
+                   "match",
+                   [&book](order_event& ev, std::int64_t seq, bool) {
+                     const journal_record& r = ev.record;
+                     if (r.status != accepted) return;
+                     ev.filled = book.execute(seq, r.side, r.price, r.qty);
+                   },
+                   rondo::after("decode"), match_options)
                .stage("reply", reply_stage(srv), rondo::after("journal", "match"))
-               .on(context_of.at("reply"))
                .build();
   d.start();
 
@@ -1036,7 +1038,7 @@ int main(int argc, char** argv) try {
               human_ns(static_cast<std::uint64_t>(journal.sync_ns / syncs)).c_str());
   std::printf("bad input: %lld connections closed (reasons logged above), %lld acks dropped\n",
               static_cast<long long>(bad_closed), static_cast<long long>(dropped));
-  print_stage_metrics(d, context_of);
+  print_stage_metrics(d, rt);
 
   // Checks.
   if (published != acked || acks_sent != acked) {

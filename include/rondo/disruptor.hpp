@@ -84,6 +84,9 @@ struct stage_report {
   std::string name;
   std::int64_t position = initial_sequence;
   stage_metrics_snapshot metrics;
+  /// Where the stage runs as a coroutine (compare with a runtime's schedulers()); empty for a
+  /// stage on a thread of its own and for a poller.
+  scheduler_ref scheduler;
 };
 
 namespace detail {
@@ -172,6 +175,12 @@ class poller_stage_runner final : public stage_runner {
 };
 
 }  // namespace detail
+
+/// How disruptor::builder::executor() spreads stages that have no .on() (see placement()).
+enum class placement : std::uint8_t {
+  colocate,    ///< light stages on scheduler 0, stage_options::heavy ones round-robin on the rest
+  round_robin  ///< every stage in turn, in the order added
+};
 
 /// A disruptor of events of type T. Move-only; see the file comment for the model.
 template <class T>
@@ -472,7 +481,8 @@ class disruptor {
     std::vector<stage_report> metrics() const {
       std::vector<stage_report> out;
       for (std::size_t i = 0; i < names.size(); ++i) {
-        out.push_back({names[i], runners[i]->position().get(), runners[i]->metrics()});
+        out.push_back(
+            {names[i], runners[i]->position().get(), runners[i]->metrics(), schedulers[i]});
       }
       return out;
     }
@@ -484,6 +494,7 @@ class disruptor {
     sequencer* seqr = nullptr;
     std::optional<rondo::publisher<T>> pub;
     std::vector<std::string> names;  // topological order, parallel to runners
+    std::vector<scheduler_ref> schedulers;  // parallel to names (empty: a thread or a poller)
     // Before the runners, which point at the token. close() requests stop: coroutine stages pass the token to their I/O (batch::stop_token()).
     std::stop_source closing_source;
     std::stop_token closing_token = closing_source.get_token();
@@ -599,9 +610,10 @@ class disruptor<T>::builder {
   }
 
   /// A pool of schedulers (the contexts of a rondo::runtime, say) for coroutine stages: every
-  /// handler stage without an explicit .on() becomes a coroutine placed round-robin on the
-  /// pool, in the order the stages were added; .on(i) picks pool entry i. The schedulers must
-  /// outlive the disruptor. Throws std::invalid_argument for an empty pool.
+  /// handler stage without an explicit .on() becomes a coroutine on the pool, placed by
+  /// `placement()` (by default: light stages together on the first scheduler, heavy ones —
+  /// stage_options::heavy — round-robin over the others); .on(i) picks pool entry i. The
+  /// schedulers must outlive the disruptor. Throws std::invalid_argument for an empty pool.
   builder& executor(std::vector<scheduler_ref> pool) {
     if (pool.empty()) throw std::invalid_argument("disruptor::builder::executor(): empty pool");
     pool_ = std::move(pool);
@@ -614,6 +626,16 @@ class disruptor<T>::builder {
     }
   builder& executor(E& e) {
     return executor(std::vector<scheduler_ref>(e.schedulers()));
+  }
+
+  /// How stages without .on() are spread over the executor pool (docs/tuning.md, "Placement"):
+  /// placement::colocate (the default: every hop between schedulers moves the event's cache
+  /// lines between cores, so light stages share scheduler 0 and only stage_options::heavy
+  /// stages go round-robin over schedulers 1..n-1) or placement::round_robin (every stage in
+  /// turn, in the order added).
+  builder& placement(rondo::placement p) noexcept {
+    placement_ = p;
+    return *this;
   }
 
   /// A stage driven by the user's calls to disruptor::poller(name).poll(handler).
@@ -655,7 +677,13 @@ class disruptor<T>::builder {
         }
         specs_[i].sched = pool_[k];
       } else if (!specs_[i].sched && !specs_[i].is_poller && !pool_.empty()) {
-        specs_[i].sched = pool_[round_robin++ % pool_.size()];
+        if (placement_ == rondo::placement::round_robin) {
+          specs_[i].sched = pool_[round_robin++ % pool_.size()];
+        } else if (!specs_[i].heavy || pool_.size() == 1) {
+          specs_[i].sched = pool_[0];
+        } else {
+          specs_[i].sched = pool_[1 + round_robin++ % (pool_.size() - 1)];
+        }
       }
       if (specs_[i].needs_scheduler && !specs_[i].sched) {
         throw std::invalid_argument("stage '" + specs_[i].name +
@@ -693,6 +721,7 @@ class disruptor<T>::builder {
       }
       slot[i] = st->runners.size();
       st->names.push_back(specs_[i].name);
+      st->schedulers.push_back(specs_[i].sched);
       st->runners.push_back(
           specs_[i].make(st->ring, *st->seqr, std::move(dep_seqs), specs_[i].name, metrics_,
                          specs_[i].sched));
@@ -716,6 +745,7 @@ class disruptor<T>::builder {
     bool is_poller = false;
     bool needs_scheduler = false;  // async and pull-loop handlers
     std::optional<std::size_t> pool_index;  // set by on(i): entry i of the executor's pool
+    bool heavy = false;                     // stage_options::heavy (placement)
   };
 
   // Every handler stage: a coroutine when it has a scheduler (set by on()), else, for a sync
@@ -737,7 +767,7 @@ class disruptor<T>::builder {
                             return std::make_unique<detail::coro_stage_runner<T, H, K>>(
                                 ring, seqr, std::move(d), std::move(*h), opts, n, metrics, s);
                           },
-                          {}, false, K != detail::coro_kind::sync, std::nullopt});
+                          {}, false, K != detail::coro_kind::sync, std::nullopt, opts.heavy});
     return *this;
   }
 
@@ -773,6 +803,7 @@ class disruptor<T>::builder {
   bool metrics_ = false;
   std::function<T(std::int64_t)> factory_;
   std::vector<scheduler_ref> pool_;  // executor(): where stages without .on(s) run
+  rondo::placement placement_ = rondo::placement::colocate;
   std::vector<spec> specs_;
   bool used_ = false;
 };

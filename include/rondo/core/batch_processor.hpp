@@ -40,6 +40,11 @@ struct stage_options {
   /// read; lingering lets a batch build up first. Costs up to linger_pauses * ~20 ns of latency.
   std::int64_t linger_below = 0;
   std::uint32_t linger_pauses = 0;
+  /// Placement on an executor pool (disruptor::builder::executor): a heavy stage — one whose
+  /// handler does much more per event than pass it on (parsing, matching, hashing), or waits
+  /// on slow I/O (fdatasync) — gets a scheduler apart from the light stages, which share the
+  /// pool's first scheduler (docs/tuning.md, "Placement").
+  bool heavy = false;
 };
 
 namespace detail {
