@@ -223,22 +223,28 @@ TEST_CASE("runtime: stop() waits for tasks spawned on a context directly",
   ::close(fds[1]);
 }
 
-TEST_CASE("builder.executor(rt): round-robin placement, .on(i), bad index", "[io][runtime][deterministic]") {
+TEST_CASE("builder.executor(rt): placement (colocate by default, round-robin), .on(i), bad index",
+          "[io][runtime][deterministic]") {
   rondo::runtime rt(2);
+  const bool round_robin = GENERATE(false, true);
+  INFO((round_robin ? "placement::round_robin" : "placement::colocate (the default)"));
   constexpr int stages = 6;
   std::mutex mu;
   std::vector<std::set<std::thread::id>> seen(stages);
   auto b = rondo::disruptor<event>::builder();
   b.capacity(64).executor(rt);
+  if (round_robin) b.placement(rondo::placement::round_robin);
   for (int i = 0; i < stages; ++i) {
     rondo::after_t deps;
     if (i > 0) deps.names.push_back("s" + std::to_string(i - 1));
+    rondo::stage_options opts;
+    opts.heavy = i == 1 || i == 3;  // colocate: these two go to context 1, the rest to 0
     b.stage("s" + std::to_string(i),
             [&mu, &seen, i](event&, std::int64_t, bool) {
               const std::lock_guard lk(mu);
               seen[static_cast<std::size_t>(i)].insert(std::this_thread::get_id());
             },
-            deps);
+            deps, opts);
     if (i == stages - 1) b.on(0);  // the last one chosen explicitly
   }
   auto d = b.build();
@@ -248,12 +254,16 @@ TEST_CASE("builder.executor(rt): round-robin placement, .on(i), bad index", "[io
     c.publish();
   }
   d.drain();
+  const std::vector<rondo::stage_report> reports = d.metrics();
   for (int i = 0; i < stages; ++i) {
     INFO("stage s" << i);
     REQUIRE(seen[static_cast<std::size_t>(i)].size() == 1);
-    // s0..s4 round-robin: 0 1 0 1 0; s5 on context 0 by .on(0).
-    const std::size_t want = i == stages - 1 ? 0 : static_cast<std::size_t>(i % 2);
+    // round-robin: s0..s4 on 0 1 0 1 0; colocate: heavy s1 and s3 on 1, the others on 0;
+    // s5 on context 0 by .on(0) either way.
+    const bool on_one = i != stages - 1 && (round_robin ? i % 2 == 1 : (i == 1 || i == 3));
+    const std::size_t want = on_one ? 1 : 0;
     CHECK(*seen[static_cast<std::size_t>(i)].begin() == rt.context(want).owner());
+    CHECK(reports.at(static_cast<std::size_t>(i)).scheduler == rt.schedulers().at(want));
   }
 
   auto bad = rondo::disruptor<event>::builder();
