@@ -16,7 +16,7 @@ TEST_CASE("barrier without dependencies follows the cursor", "[sequence_barrier]
   CHECK(b.available(0) == -1);
   s.publish(0, s.reserve(3));
   CHECK(b.available(0) == 2);
-  const auto r = b.wait_for(1);
+  const auto r = b.wait_blocking(1);
   CHECK(r.status == rondo::wait_status::ready);
   CHECK(r.available == 2);  // may exceed the requested sequence
 }
@@ -50,7 +50,7 @@ TEST_CASE("alert and limit stop a waiter", "[sequence_barrier][deterministic]") 
     rondo::single_producer_sequencer s(8, w);
     rondo::sequence_barrier b(s);
     std::thread waiter([&] {
-      const auto r = b.wait_for(0);
+      const auto r = b.wait_blocking(0);
       CHECK(r.status == rondo::wait_status::stopped);
     });
     b.alert();
@@ -60,8 +60,8 @@ TEST_CASE("alert and limit stop a waiter", "[sequence_barrier][deterministic]") 
 
     s.publish(0, s.reserve(2));
     b.set_limit(1);
-    CHECK(b.wait_for(1).status == rondo::wait_status::ready);
-    CHECK(b.wait_for(2).status == rondo::wait_status::stopped);
+    CHECK(b.wait_blocking(1).status == rondo::wait_status::ready);
+    CHECK(b.wait_blocking(2).status == rondo::wait_status::stopped);
   }
 }
 
@@ -69,7 +69,7 @@ TEST_CASE("barrier wait honours the strategy's timeout", "[sequence_barrier][det
   rondo::wait_strategy w{rondo::blocking{.spins = 0, .timeout = 1ms}};
   rondo::single_producer_sequencer s(8, w);
   rondo::sequence_barrier b(s);
-  CHECK(b.wait_for(0).status == rondo::wait_status::timed_out);
-  CHECK(b.wait_until(0, rondo::wait_strategy::clock::now() + 1ms).status ==
+  CHECK(b.wait_blocking(0).status == rondo::wait_status::timed_out);
+  CHECK(b.wait_blocking_until(0, rondo::wait_strategy::clock::now() + 1ms).status ==
         rondo::wait_status::timed_out);
 }

@@ -4,7 +4,7 @@
 //
 //   next = position + 1
 //   loop:  hi = barrier.available(next)             (one read of the shared lines per batch)
-//          if hi < next: hi = barrier.wait_for(next) (strategy: spin / yield / sleep / block)
+//          if hi < next: hi = barrier.wait_blocking(next) (strategy: spin / yield / sleep / block)
 //          handle [next, min(hi, next + max_batch - 1)]
 //          position = hi (release); signal            (downstream stages and producers see it)
 //
@@ -248,7 +248,7 @@ class batch_processor {
       std::int64_t hi = barrier_->available(next);
       if (hi < next) {
         if (core_.metrics_on()) core_.counters().add_wait();
-        const auto r = barrier_->wait_for(next);
+        const auto r = barrier_->wait_blocking(next);
         if (r.status == wait_status::stopped) return;
         if (r.status == wait_status::timed_out) {
           detail::call_on_timeout(core_.handler(), next - 1);

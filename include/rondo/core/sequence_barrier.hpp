@@ -6,7 +6,7 @@
 //   available(next) = deps empty ? highest_published(next, cursor) : min(dependency sequences)
 //   (a dependency only passes published sequences, so its value is already published.)
 //
-//   handler: next ──wait_for(next)──▶ hi ≥ next ──handle [next, hi]──▶ own sequence = hi
+//   handler: next ──wait(next)──▶ hi ≥ next ──handle [next, hi]──▶ own sequence = hi
 //
 // The barrier is read once per batch, not once per event: a handler that falls behind gets
 // everything available in one batch and touches the shared cursor line once for it.
@@ -57,18 +57,19 @@ class sequence_barrier {
     return min_sequence(deps_);
   }
 
-  /// Waits with the sequencer's wait strategy until `next` is available (returns the highest
-  /// available, which may exceed next), the barrier is alerted or past its limit (stopped), or
-  /// the strategy's timeout passes (timed_out).
-  [[nodiscard]] barrier_wait_result wait_for(std::int64_t next) {
+  /// Blocks the calling thread, with the sequencer's wait strategy, until `next` is available
+  /// (returns the highest available, which may exceed next), the barrier is alerted or past its
+  /// limit (stopped), or the strategy's timeout passes (timed_out). The thread form of wait():
+  /// on an executor thread, a wait is a std::logic_error (await wait(next) there).
+  [[nodiscard]] barrier_wait_result wait_blocking(std::int64_t next) {
     std::int64_t hi = next - 1;
     const auto st = seqr_->waits().wait([&] { return (hi = available(next)) >= next; },
                                         [&] { return should_stop(next); });
     return {hi, st};
   }
 
-  /// As wait_for, giving up at `deadline`.
-  [[nodiscard]] barrier_wait_result wait_until(std::int64_t next,
+  /// As wait_blocking, giving up at `deadline`.
+  [[nodiscard]] barrier_wait_result wait_blocking_until(std::int64_t next,
                                                wait_strategy::clock::time_point deadline) {
     std::int64_t hi = next - 1;
     const auto st = seqr_->waits().wait_until([&] { return (hi = available(next)) >= next; },
@@ -82,7 +83,7 @@ class sequence_barrier {
   /// closed). It spins, yields, then suspends per the wait strategy's spin_then_suspend policy
   /// and resumes on the scheduler current when it suspends. With a stop token it
   /// may yield cancelled; with a deadline, timed_out. One waiter per barrier at a time, as for
-  /// wait_for(). Never allocates.
+  /// wait_blocking(). Never allocates.
   [[nodiscard]] sequence_barrier_wait_operation wait(std::int64_t next) noexcept;
   [[nodiscard]] sequence_barrier_wait_operation wait(std::int64_t next,
                                                      std::stop_token stop) noexcept;

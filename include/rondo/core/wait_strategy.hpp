@@ -265,7 +265,7 @@ class wait_strategy {
   [[noreturn]] [[gnu::cold]] [[gnu::noinline]] static void throw_blocking_on_executor() {
     throw std::logic_error(
         "rondo: a thread-blocking wait (publisher::reserve/reserve_for/reserve_until, "
-        "sequence_barrier::wait_for/wait_until, event_poller waits) must wait, but this thread "
+        "sequence_barrier::wait_blocking/wait_blocking_until, event_poller waits) must wait, but this thread "
         "runs coroutines for an executor and blocking it would stall all of them; from a "
         "coroutine, await the coroutine form instead: co_await coro_publisher.reserve(n), "
         "co_await barrier.wait(next)");

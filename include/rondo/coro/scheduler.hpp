@@ -197,6 +197,10 @@ class intrusive_mpsc_queue {
 class manual_scheduler {
  public:
   manual_scheduler() = default;
+  /// For an owner that sleeps between run_one() calls (a loop of the user's own): it calls
+  /// parking()->prepare_sleep() before sleeping and finish_sleep() after, and `wake(ctx)` is
+  /// how notifiers and cancellations end that sleep (any thread; must not block).
+  manual_scheduler(void (*wake)(void*) noexcept, void* ctx) noexcept : lot_(wake, ctx) {}
   manual_scheduler(const manual_scheduler&) = delete;
   manual_scheduler& operator=(const manual_scheduler&) = delete;
 
@@ -231,8 +235,9 @@ class manual_scheduler {
   /// `co_await s.schedule()` suspends the caller and resumes it from this scheduler.
   [[nodiscard]] auto schedule() noexcept { return schedule_operation<manual_scheduler>{*this}; }
 
-  /// Where waits suspended from run_one() park (see park_lot). The lot never sleeps: the owner
-  /// decides when to call run_one() again.
+  /// Where waits suspended from run_one() park (see park_lot). run_one() polls it; the owner
+  /// decides when to call run_one() again (and, if it sleeps meanwhile, announces the waits:
+  /// see the two-argument constructor).
   [[nodiscard]] park_lot* parking() noexcept { return &lot_; }
 
   /// The awaitable of schedule(); it is its own schedule_node, so it never allocates.
@@ -251,7 +256,7 @@ class manual_scheduler {
  private:
   detail::intrusive_mpsc_queue incoming_;
   schedule_node* ready_ = nullptr;  // owner-only: taken from incoming_, not yet run
-  // A manual scheduler never sleeps, so there is nothing to wake.
+  // By default the owner never sleeps with waits announced, so there is nothing to wake.
   park_lot lot_{[](void*) noexcept {}, nullptr};
 };
 
