@@ -39,6 +39,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <thread>
@@ -255,20 +256,24 @@ void ping_pong_rondo_dsl(benchmark::State& state) {
 
 // ---------------------------------------------------------------------------------------------
 // rondo with the echo stage as a coroutine on a thread_scheduler (pinned to CPU b by on_start).
-//   spin:  spin_then_suspend{.spins = 1 << 20}: the stage spins like a thread stage would
-//   park:  spin_then_suspend{.spins = 0, .yields = 0}: every round the stage parks in the waiter
-//          registry and the scheduler thread sleeps on its futex, so a round trip is publish ->
-//          registry wake -> post -> futex wake -> resume -> reply: the suspend->resume round trip
-//          through the thread scheduler, kernel wake-up included (fewer rounds: ~50 us each).
+//   spin:          spin_then_suspend{.spins = 1 << 20}: the stage spins like a thread stage would
+//   park_polling:  spin_then_suspend{.spins = 0, .yields = 0}: every round the stage parks on its
+//                  executor, which polls it during its idle spin (50 us): publish -> the
+//                  executor's poll sees it -> resume -> reply, no kernel, no fence
+//   park_sleeping: the same with the executor's idle spin 0: every round it announces the wait,
+//                  runs its membarrier and sleeps on its futex, so a round trip is publish ->
+//                  registry -> futex wake -> resume -> reply (fewer rounds: ~50 us each)
 
-void ping_pong_rondo_coroutine(benchmark::State& state, std::uint32_t spins) {
-  const std::int64_t warmup = spins == 0 ? 1'000 : warmup_rounds;
-  const std::int64_t measured = spins == 0 ? 20'000 : measured_rounds;
+void ping_pong_rondo_coroutine(benchmark::State& state, std::uint32_t spins,
+                               std::chrono::nanoseconds idle_spin) {
+  const bool sleeps = spins == 0 && idle_spin.count() == 0;
+  const std::int64_t warmup = sleeps ? 1'000 : warmup_rounds;
+  const std::int64_t measured = sleeps ? 20'000 : measured_rounds;
   latency_bench(
       state,
-      [spins](latency_recorder& rec, int cpu_b) {
+      [spins, idle_spin](latency_recorder& rec, int cpu_b) {
         flag ready;
-        rondo::thread_scheduler exec;
+        rondo::thread_scheduler exec{idle_spin};
         rondo::spin_then_suspend policy;
         policy.spins = spins;
         policy.yields = 0;
@@ -392,6 +397,10 @@ void latency_args(benchmark::internal::Benchmark* b) {
 BENCHMARK(ping_pong_harness_atomics)->Apply(latency_args);
 BENCHMARK(ping_pong_rondo_dsl)->Apply(latency_args);
 BENCHMARK(ping_pong_rondo_core)->Apply(latency_args);
-BENCHMARK_CAPTURE(ping_pong_rondo_coroutine, spin, 1U << 20)->Apply(latency_args);
-BENCHMARK_CAPTURE(ping_pong_rondo_coroutine, park, 0U)->Apply(latency_args);
+BENCHMARK_CAPTURE(ping_pong_rondo_coroutine, spin, 1U << 20, std::chrono::microseconds(50))
+    ->Apply(latency_args);
+BENCHMARK_CAPTURE(ping_pong_rondo_coroutine, park_polling, 0U, std::chrono::microseconds(50))
+    ->Apply(latency_args);
+BENCHMARK_CAPTURE(ping_pong_rondo_coroutine, park_sleeping, 0U, std::chrono::microseconds(0))
+    ->Apply(latency_args);
 BENCHMARK(ping_pong_boost_spsc)->Apply(latency_args);

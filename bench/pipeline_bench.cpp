@@ -37,12 +37,15 @@
 #include <boost/lockfree/spsc_queue.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <sys/resource.h>
 
 namespace {
 
@@ -280,6 +283,56 @@ struct no_invariant {
   std::uint64_t operator()(const event&, std::int64_t) const noexcept { return 0; }
 };
 
+// Idle: a runtime of two contexts with 6 coroutine stages parked and no events. After the idle
+// spin the contexts announce the waits and sleep in the kernel: the process should use next to
+// no CPU. Reports the CPU time of the whole process over `window` as a percentage of one core.
+double process_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+void idle_parked_stages(benchmark::State& state) {
+  const auto window = std::chrono::milliseconds(state.range(0));
+  double cpu_percent = 0;
+  std::uint64_t fences = 0;
+  for (auto _ : state) {
+    rondo_bench::sink_output out;
+    rondo::runtime rt(2);
+    auto b = rondo::disruptor<event>::builder();
+    b.capacity(capacity).wait(rondo::spin_then_suspend{}).executor(rt);
+    b.stage("s1", add_one_to_a{{&out}});
+    b.stage("s2", add_one_to_b{{&out}}, rondo::after("s1"));
+    rondo::stage_options heavy;
+    heavy.heavy = true;  // spread: both contexts hold parked stages
+    b.stage("s3", touch_b{{&out}}, rondo::after("s2"), heavy);
+    b.stage("s4", touch_b{{&out}}, rondo::after("s3"));
+    b.stage("s5", touch_b{{&out}}, rondo::after("s4"), heavy);
+    b.stage("s6", check_b{&out, -1}, rondo::after("s5"));
+    auto d = b.build();
+    d.start();
+    out.started.await(6);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // past the idle spin
+    std::uint64_t f0 = 0;
+    for (std::size_t i = 0; i < 2; ++i) f0 += rt.context(i).parking()->sleep_fences();
+    const double c0 = process_cpu_seconds();
+    const auto t0 = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(window);
+    const double c1 = process_cpu_seconds();
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (std::size_t i = 0; i < 2; ++i) fences += rt.context(i).parking()->sleep_fences();
+    fences -= f0;
+    cpu_percent += 100.0 * (c1 - c0) / wall;
+    state.SetIterationTime(wall);
+    d.drain();
+  }
+  state.counters["cpu_percent_of_one_core"] =
+      cpu_percent / static_cast<double>(state.iterations());
+  state.counters["membarriers"] = static_cast<double>(fences);
+}
+
 void stage_scaling(benchmark::State& state) {
   const bool coroutines = state.range(0) != 0;
   const auto stages = static_cast<int>(state.range(1));
@@ -455,6 +508,12 @@ BENCHMARK(pipeline_rondo_runtime)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);
+BENCHMARK(idle_parked_stages)
+    ->ArgNames({"window_ms"})
+    ->Arg(5000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
 BENCHMARK(stage_scaling)
     ->ArgNames({"coroutines", "stages"})
     ->ArgsProduct({{0, 1}, {1, 2, 3, 4, 6, 8}})

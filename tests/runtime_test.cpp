@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -400,4 +401,54 @@ TEST_CASE("shutdown with I/O in flight: drain waits for it, close cancels it and
     ::close(pair[0]);
     ::close(pair[1]);
   }
+}
+
+TEST_CASE("an idle runtime with parked coroutine stages sleeps: no busy polling, no membarrier "
+          "storm",
+          "[io][runtime][idle]") {
+  // Six coroutine stages on two contexts, no events. After the idle spin (50 us) the contexts
+  // announce the parked waits and sleep in the kernel. The bound is loose on purpose (a loaded
+  // CI machine, sanitizers): a context that kept polling would use a whole core (100 %).
+  rondo::runtime rt(2);
+  auto b = rondo::disruptor<event>::builder();
+  b.capacity(64).wait(rondo::spin_then_suspend{}).executor(rt);
+  rondo::stage_options heavy;
+  heavy.heavy = true;
+  for (int i = 0; i < 6; ++i) {
+    rondo::after_t deps;
+    if (i > 0) deps.names.push_back("s" + std::to_string(i - 1));
+    b.stage("s" + std::to_string(i), [](event&, std::int64_t, bool) {}, deps,
+            i % 2 == 1 ? heavy : rondo::stage_options{});
+  }
+  auto d = b.build();
+  d.start();
+  const auto cpu_seconds = [] {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+  };
+  // Every stage has parked and both contexts have gone to sleep at least once.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while ((rt.context(0).parking()->sleep_fences() == 0 ||
+          rt.context(1).parking()->sleep_fences() == 0) &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  REQUIRE(rt.context(0).parking()->sleep_fences() > 0);
+  REQUIRE(rt.context(1).parking()->sleep_fences() > 0);
+  const std::uint64_t fences_before =
+      rt.context(0).parking()->sleep_fences() + rt.context(1).parking()->sleep_fences();
+  const double c0 = cpu_seconds();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const double used = cpu_seconds() - c0;
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::uint64_t fences_after =
+      rt.context(0).parking()->sleep_fences() + rt.context(1).parking()->sleep_fences();
+  INFO("CPU " << used << " s over " << wall << " s; membarriers " << fences_after - fences_before);
+  CHECK(used < 0.25 * wall);
+  // Asleep the whole window: no new sleeps, so no new membarriers (a few spurious wake-ups allowed).
+  CHECK(fences_after - fences_before <= 10);
+  d.drain();
 }
