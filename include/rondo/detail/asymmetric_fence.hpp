@@ -36,7 +36,7 @@ class asymmetric_fence {
   }
 
   /// The hot side: a compiler barrier when membarrier works, else a seq_cst fence.
-  static void light() noexcept {
+  [[gnu::always_inline]] static void light() noexcept {
     // Set once in init() before this thread started; see there.
     if (need_real_fence_flag().load(std::memory_order_relaxed)) {
       seq_cst_fence();

@@ -27,11 +27,13 @@
 
 #include <chrono>
 #include <cstddef>
+#include <coroutine>
 #include <cstdint>
 #include <iterator>
 #include <optional>
 #include <stdexcept>
 #include <stop_token>
+#include <type_traits>
 #include <utility>
 
 namespace rondo {
@@ -220,10 +222,13 @@ class publisher {
 /// std::optional<claim<T>> (Maybe = true: empty when cancelled or timed out); both throw
 /// rondo::closed when the disruptor is closed before the slots are granted. Resumes on the
 /// scheduler current when it suspended. Not movable: await it where it is created.
+///
+/// Two layers, so that the common case costs what the thread reserve costs: the operation
+/// itself holds only what a claim that succeeds at once needs (four words in the coroutine
+/// frame); the machinery of a wait that must suspend (detail::suspending_wait: spin, yield,
+/// park, deadline, stop token) is built in place only when await_ready() found the ring full.
 template <class T, bool Maybe>
-class [[nodiscard]] publisher_reserve_operation final
-    : public detail::suspending_wait<publisher_reserve_operation<T, Maybe>> {
-  using base = detail::suspending_wait<publisher_reserve_operation<T, Maybe>>;
+class [[nodiscard]] publisher_reserve_operation {
   using clock = std::chrono::steady_clock;
 
  public:
@@ -232,7 +237,27 @@ class [[nodiscard]] publisher_reserve_operation final
   publisher_reserve_operation(publisher<T>& p, std::int64_t n,
                               clock::time_point deadline = clock::time_point::max(),
                               std::stop_token stop = {}) noexcept
-      : base(p.sequencer().waits(), deadline, std::move(stop), nullptr, {}), pub_(&p), n_(n) {}
+      : pub_(&p), n_(n) {
+    if constexpr (Maybe) {
+      args_.deadline = deadline;
+      args_.stop = std::move(stop);
+    }
+  }
+  publisher_reserve_operation(const publisher_reserve_operation&) = delete;
+  publisher_reserve_operation& operator=(const publisher_reserve_operation&) = delete;
+
+  [[nodiscard]] [[gnu::always_inline]] bool await_ready() noexcept { return poll(); }
+
+  /// Spins, yields, parks (coro/wait_operation.hpp). Throws std::logic_error if it must suspend
+  /// and there is no scheduler.
+  bool await_suspend(std::coroutine_handle<> h) {
+    if constexpr (Maybe) {
+      slow_.emplace(*this, args_.deadline, std::move(args_.stop));
+    } else {
+      slow_.emplace(*this, clock::time_point::max(), std::stop_token{});
+    }
+    return slow_->await_suspend(h);
+  }
 
   result_type await_resume() {
     if (status_ == claim_status::granted) return claim<T>(pub_, hi_ - n_ + 1, hi_);
@@ -246,36 +271,54 @@ class [[nodiscard]] publisher_reserve_operation final
   }
 
  private:
-  friend base;
+  // The wait that suspends, built only when needed; it reports through the operation.
+  class slow_wait final : public detail::suspending_wait<slow_wait> {
+    using base = detail::suspending_wait<slow_wait>;
+    friend base;
+
+   public:
+    slow_wait(publisher_reserve_operation& op, clock::time_point deadline,
+              std::stop_token stop) noexcept
+        : base(op.pub_->sequencer().waits(), deadline, std::move(stop), nullptr, {}), op_(&op) {}
+
+   private:
+    bool poll() noexcept { return op_->poll(); }
+    static bool registry_ready(const slow_wait& w) noexcept {
+      const publisher<T>& p = *w.op_->pub_;
+      return p.single_ ? p.single_->capacity_or_closed(w.op_->n_)
+                       : p.multi_->capacity_or_closed(w.op_->n_);
+    }
+    [[nodiscard]] std::int64_t target() const noexcept {
+      const publisher<T>& p = *op_->pub_;
+      return p.single_ ? p.single_->capacity_target(op_->n_) : p.multi_->capacity_target(op_->n_);
+    }
+    [[nodiscard]] wait_moment moment() const noexcept { return wait_moment::ring_full; }
+    // Only the terminal stages' advances free slots.
+    [[nodiscard]] std::uint8_t sources() const noexcept { return detail::stage_advance; }
+    [[nodiscard]] detail::waiter_registry& registry() const noexcept {
+      return op_->pub_->sequencer().waits().waiters();
+    }
+
+    publisher_reserve_operation* op_;
+  };
 
   [[gnu::always_inline]] bool poll() noexcept {
     status_ = pub_->single_ ? pub_->single_->try_claim(n_, hi_) : pub_->multi_->try_claim(n_, hi_);
     return status_ != claim_status::full;
   }
 
-  static bool registry_ready(const publisher_reserve_operation& op) noexcept {
-    return op.pub_->single_ ? op.pub_->single_->capacity_or_closed(op.n_)
-                            : op.pub_->multi_->capacity_or_closed(op.n_);
-  }
-
-  [[nodiscard]] std::int64_t target() const noexcept {
-    return pub_->single_ ? pub_->single_->capacity_target(n_)
-                         : pub_->multi_->capacity_target(n_);
-  }
-
-  [[nodiscard]] wait_moment moment() const noexcept { return wait_moment::ring_full; }
-
-  // Only the terminal stages' advances free slots.
-  [[nodiscard]] std::uint8_t sources() const noexcept { return detail::stage_advance; }
-
-  [[nodiscard]] detail::waiter_registry& registry() const noexcept {
-    return pub_->sequencer().waits().waiters();
-  }
+  struct cancel_args {
+    clock::time_point deadline = clock::time_point::max();
+    std::stop_token stop;
+  };
+  struct no_args {};
 
   publisher<T>* pub_;
   std::int64_t n_;
   std::int64_t hi_ = 0;
   claim_status status_ = claim_status::full;
+  [[no_unique_address]] std::conditional_t<Maybe, cancel_args, no_args> args_;
+  std::optional<slow_wait> slow_;
 };
 
 /// The coroutine handle of a publisher: what a producer coroutine holds. Its reserve(n) is
