@@ -6,11 +6,13 @@
 
 #include <liburing.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <deque>
 #include <limits>
+#include <span>
 #include <utility>
 #include <stdexcept>
 #include <string>
@@ -45,9 +47,12 @@ std::uint64_t tagged(const void* p, std::uint64_t tag) noexcept {
   return reinterpret_cast<std::uint64_t>(p) | tag;
 }
 
-[[noreturn]] void throw_setup_error(int err) {
+[[noreturn]] void throw_setup_error(int err, io_ring_setup asked) {
   std::string why = std::strerror(err);
   std::string hint;
+  if (err == EINVAL && asked != io_ring_setup::automatic) {
+    hint = " (the kernel refuses the setup flags io_options::ring_setup names)";
+  }
   if (err == ENOSYS) hint = " (the kernel has no io_uring)";
   if (err == EPERM || err == EACCES) {
     hint = " (io_uring is blocked: kernel.io_uring_disabled, or a seccomp profile such as "
@@ -57,6 +62,51 @@ std::uint64_t tagged(const void* p, std::uint64_t tag) noexcept {
                           "rondo::io_context: io_uring_setup failed: " + why + hint);
 }
 
+
+// The ring setups, best first (io_ring_setup::automatic tries them all in this order).
+// SUBMIT_ALL (5.18, older than DEFER_TASKRUN) keeps a submission going past an SQE that fails
+// at prep time, so a linked timeout is never cut from its operation.
+// Not TASKRUN_FLAG with DEFER_TASKRUN: it would let the loop skip io_uring_get_events while the
+// kernel flags no work, but an epoll loop driving the context (wait_handle()) then lost
+// wake-ups (1 run in 4 of the embedding test slept its 2 s epoll timeout every round); the
+// kernel's flag is not a complete account of pending task work.
+constexpr unsigned defer_setup = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+constexpr std::array<unsigned, 5> setup_order = {
+    defer_setup | IORING_SETUP_SUBMIT_ALL, defer_setup,
+    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, IORING_SETUP_COOP_TASKRUN, 0U};
+constexpr std::size_t first_non_deferring = 2;  // setup_order[2..]: without DEFER_TASKRUN
+
+std::span<const unsigned> setup_candidates(io_ring_setup s) noexcept {
+  const std::span<const unsigned> all(setup_order);
+  switch (s) {
+    case io_ring_setup::automatic: return all;
+    case io_ring_setup::defer_taskrun: return all.first(first_non_deferring);
+    case io_ring_setup::coop_taskrun_flag: return all.subspan(2, 1);
+    case io_ring_setup::coop_taskrun: return all.subspan(3, 1);
+    case io_ring_setup::plain: return all.subspan(4, 1);
+  }
+  return all;
+}
+
+// Sets up `ring` with the first of `candidates` the kernel accepts (the CQ 4x the SQ). Returns 0
+// or -errno; on success `flags` is the accepted candidate and `params` what the kernel said.
+int open_ring(std::span<const unsigned> candidates, unsigned entries, io_uring& ring,
+              unsigned& flags, io_uring_params& params) noexcept {
+  int err = -EINVAL;
+  for (unsigned f : candidates) {
+    io_uring_params p{};
+    p.flags = f | IORING_SETUP_CQSIZE;
+    p.cq_entries = entries * 4;
+    err = io_uring_queue_init_params(entries, &ring, &p);
+    if (err == 0) {
+      flags = f;
+      params = p;
+      return 0;
+    }
+    if (err != -EINVAL) break;  // only "flag unknown" is worth another try
+  }
+  return err;
+}
 
 thread_local io_context* running_context = nullptr;
 
@@ -172,39 +222,10 @@ struct io_context::impl {
       throw std::invalid_argument("io_options::idle_spin " + std::to_string(o.idle_spin.count()) +
                                   " us is negative");
     }
-    // Not TASKRUN_FLAG with DEFER_TASKRUN: it would let the loop skip io_uring_get_events
-    // while the kernel flags no work, but an epoll loop driving the context (wait_handle())
-    // then lost wake-ups (1 run in 4 of the embedding test slept its 2 s epoll timeout every
-    // round); the kernel's flag is not a complete account of pending task work.
-    // SUBMIT_ALL (5.18, older than DEFER_TASKRUN) keeps a submission going past an SQE that
-    // fails at prep time, so a linked timeout is never cut from its operation.
-    const unsigned candidates[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-                                       IORING_SETUP_SUBMIT_ALL,
-                                   IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-                                   IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
-                                   IORING_SETUP_COOP_TASKRUN, 0U};
-    int err = 0;
     io_uring_params accepted{};
-    for (unsigned f : candidates) {
-      io_uring_params p{};
-      p.flags = f | IORING_SETUP_CQSIZE;
-      p.cq_entries = o.entries * 4;
-      err = io_uring_queue_init_params(o.entries, &ring, &p);
-      if (err == 0) {
-        flags = f;
-        accepted = p;
-        break;
-      }
-      if (err != -EINVAL) break;  // only "flag unknown" is worth another try
-    }
-    if (err != 0) throw_setup_error(-err);
-    if (o.max_in_flight != 0) {
-      in_flight_cap = o.max_in_flight;
-    } else if ((accepted.features & IORING_FEAT_NODROP) != 0) {
-      in_flight_cap = std::numeric_limits<std::size_t>::max();
-    } else {
-      in_flight_cap = accepted.cq_entries;
-    }
+    const int err = open_ring(setup_candidates(o.ring_setup), o.entries, ring, flags, accepted);
+    if (err != 0) throw_setup_error(-err, o.ring_setup);
+    set_in_flight_cap(accepted);
     doorbell = ::eventfd(0, EFD_CLOEXEC);
     if (doorbell < 0) {
       const int e = errno;
@@ -217,6 +238,16 @@ struct io_context::impl {
         msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING) != 0;
         io_uring_free_probe(probe);
       }
+    }
+  }
+
+  void set_in_flight_cap(const io_uring_params& accepted) noexcept {
+    if (opts.max_in_flight != 0) {
+      in_flight_cap = opts.max_in_flight;
+    } else if ((accepted.features & IORING_FEAT_NODROP) != 0) {
+      in_flight_cap = std::numeric_limits<std::size_t>::max();
+    } else {
+      in_flight_cap = accepted.cq_entries;
     }
   }
 

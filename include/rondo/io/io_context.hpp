@@ -20,9 +20,10 @@
 //   with a read kept armed on the ring. Either way a completion arrives and the owner wakes.
 //
 // The ring uses IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN when the kernel has them, else
-// COOP_TASKRUN, else no flags. With SINGLE_ISSUER the ring belongs to the thread that created
-// it: construct the context on the thread that will run it. I/O operations are started from
-// the owner thread (a coroutine running on this context).
+// COOP_TASKRUN, else no flags (io_options::ring_setup names one instead). With SINGLE_ISSUER
+// the ring belongs to the thread that created it: construct the context on the thread that will
+// run it. I/O operations are started from the owner thread (a coroutine running on this
+// context).
 
 #include <rondo/coro/detached.hpp>
 #include <rondo/coro/scheduler.hpp>
@@ -53,6 +54,22 @@
 
 namespace rondo {
 
+/// The io_uring setup an io_context asks the kernel for (io_options::ring_setup).
+enum class io_ring_setup : std::uint8_t {
+  /// The first of the four below that the kernel accepts, in their order.
+  automatic,
+  /// IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN (| SUBMIT_ALL where the kernel has it):
+  /// completions wait as task work until the owner asks for them.
+  defer_taskrun,
+  /// IORING_SETUP_COOP_TASKRUN | TASKRUN_FLAG: task work runs when the owner next enters or
+  /// leaves the kernel, and the kernel flags it in the SQ ring.
+  coop_taskrun_flag,
+  /// IORING_SETUP_COOP_TASKRUN.
+  coop_taskrun,
+  /// No setup flags: task work interrupts the owner (a signal-like notification).
+  plain,
+};
+
 /// Construction options of an io_context.
 struct io_options {
   /// Submission queue size (a power of two, 2..32768). The completion queue has 4x as many.
@@ -80,6 +97,9 @@ struct io_options {
   /// journal stage at 0.63-0.73x raw io_uring with polling, 0.81-0.87x without). Turn it on
   /// where cores are plentiful and the wake-up after each sync matters more.
   bool idle_spin_with_file_io = false;
+  /// The ring's setup. A named one that the kernel refuses makes the constructor throw
+  /// std::system_error (EINVAL); `automatic` falls back instead.
+  io_ring_setup ring_setup = io_ring_setup::automatic;
 };
 
 /// The outcome of one I/O operation: the kernel's result (bytes, a new fd, or -errno) and what
