@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -249,6 +250,79 @@ struct io_context::impl {
     } else {
       in_flight_cap = accepted.cq_entries;
     }
+  }
+
+  // ---- The wake-up of a foreign loop (wait_handle())
+  //
+  // A foreign loop blocks in epoll_wait, not in io_uring_enter, so it learns of a completion
+  // only through a file the kernel wakes. On a DEFER_TASKRUN ring no file is woken in time:
+  //
+  //  - The kernel queues a completion as task work on the ring (io_req_local_work_add) and
+  //    signals a registered eventfd when that list turns non-empty, but for completions raised
+  //    by a wait-queue wake-up (a socket, pipe or eventfd becoming ready: every recv, send,
+  //    accept, and the doorbell's read) it does not signal in place: the signal goes out from
+  //    an RCU callback (io_eventfd_do_signal, run by rcu_do_batch in the RCU softirq; seen with
+  //    perf on 6.18.44). A bare liburing loop woke 13-31 ms after a byte was sent to a
+  //    socketpair (15-19 ms typical, HZ=250); a post() took as long (the doorbell is an
+  //    eventfd read); issue 14's echo of 4 x 2,500 messages took 625-665 ms against 7-8 ms in
+  //    run(). Completions raised elsewhere (a timeout's timer, another ring's MSG_RING) were
+  //    signalled at once: 30-180 us.
+  //  - The ring fd is no way round: it polls readable once task work is pending, but nothing
+  //    wakes a poller when the work is queued (an epoll on it slept its whole 500 ms timeout
+  //    through a finished recv, and a fresh epoll_wait(0) still said nothing).
+  //  - IORING_REGISTER_EVENTFD_ASYNC signals only from io-wq workers: never, for a recv (the
+  //    loop slept its 1 s timeout).
+  //  - Running io_uring_get_events in prepare_wait() (done below anyway) collects work queued
+  //    before the loop blocks, not what the kernel queues while it sleeps.
+  //
+  // Without DEFER_TASKRUN the kernel adds task work to the owner thread itself (task_work_add
+  // with TWA_SIGNAL / TWA_SIGNAL_NO_IPI): a thread blocked in epoll_wait is interrupted at once
+  // (EINTR), runs the work on its way out of the kernel, which posts the CQE, and posting a CQE
+  // signals the registered eventfd from that thread, directly. Measured with the same loop:
+  // 30-180 us on COOP_TASKRUN | TASKRUN_FLAG, COOP_TASKRUN and no flags, for a recv, a pipe
+  // read, the doorbell's eventfd read, a timeout and a MSG_RING alike (one 2.7 ms outlier
+  // while another build shared the 2 cores); through this context, the kernel woke the loop
+  // 3-100 us after a byte or a post (tests/io_context_test.cpp, [embedding]). The loop's
+  // epoll_wait then returns EINTR.
+  // Nothing is lost: work queued before the loop blocks makes epoll_wait return at once too.
+  //
+  // So the first wait_handle() on a DEFER_TASKRUN ring sets up the next ring of setup_order
+  // (COOP_TASKRUN | TASKRUN_FLAG, else COOP_TASKRUN, else no flags) and replaces the old one.
+  // That is safe only with nothing in the kernel but the doorbell's read, which the new ring
+  // re-arms (a doorbell rung meanwhile left the eventfd's counter set: the new read completes
+  // at once, a harmless wake-up). MSG_RING doorbells stop (they need DEFER_TASKRUN here);
+  // posters fall back to the eventfd, as they do for any foreign loop.
+  void leave_defer_taskrun() {
+    // Our own MSG_RING doorbells to other contexts complete within their submit: collect them,
+    // and whatever else already finished, before counting what is still in the kernel.
+    flush();
+    (void)reap();
+    if (in_flight != 0 || backlog_head != nullptr || orphans != nullptr) {
+      throw std::logic_error(
+          "rondo::io_context::wait_handle(): first called with " + std::to_string(in_flight) +
+          " completion(s) still owed by a DEFER_TASKRUN ring, which a foreign loop cannot wait "
+          "on; call wait_handle() before starting I/O, so the ring can be replaced");
+    }
+    io_uring fresh{};
+    unsigned fresh_flags = 0;
+    io_uring_params accepted{};
+    const int err = open_ring(std::span<const unsigned>(setup_order).subspan(first_non_deferring),
+                              opts.entries, fresh, fresh_flags, accepted);
+    if (err != 0) throw_setup_error(-err, io_ring_setup::automatic);
+    // A poster reads the ring (MSG_RING: its fd, msg_ring) only after it saw `sleeping` at
+    // asleep_in_ring, and we are awake. The fence pairs with the fence in post() (Dekker on
+    // `sleeping` / `posters`): a poster that increments `posters` after the load below sees
+    // `awake`; one that did before is waited for. Acquire: pairs with the release decrement
+    // at the end of post(), so its reads of the old ring happen before we close it.
+    detail::seq_cst_fence();
+    while (posters.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    io_uring_queue_exit(&ring);  // cancels the doorbell's read
+    ring = fresh;                // liburing's handle holds no pointer to itself
+    flags = fresh_flags;
+    msg_ring = false;
+    doorbell_work = false;
+    set_in_flight_cap(accepted);
+    arm_doorbell();
   }
 
   ~impl() {
@@ -925,6 +999,8 @@ bool io_context::run_one() {
 int io_context::wait_handle() {
   check_owner(*this, "wait_handle");
   if (impl_->wait_fd < 0) {
+    // A DEFER_TASKRUN ring would wake the loop 13-31 ms late (see leave_defer_taskrun()).
+    if ((impl_->flags & IORING_SETUP_DEFER_TASKRUN) != 0) impl_->leave_defer_taskrun();
     const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) {
       throw std::system_error(errno, std::system_category(), "rondo::io_context: eventfd");
@@ -944,8 +1020,9 @@ bool io_context::prepare_wait() {
   check_owner(*this, "prepare_wait");
   impl_->flush();
   // Run whatever task work the kernel holds for us, flagged or not, before blocking outside
-  // the ring: work queued earlier no longer signals the wait handle (the kernel signals when
-  // the first item of a batch is queued), so work left behind here would sleep with us.
+  // the ring, so that what it completes is seen by the check below instead of costing the
+  // loop a wake-up. (On the rings a foreign loop runs, work queued later interrupts the wait:
+  // see leave_defer_taskrun().)
   if ((impl_->flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN)) != 0) {
     (void)io_uring_get_events(&impl_->ring);
   }

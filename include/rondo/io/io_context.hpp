@@ -23,7 +23,7 @@
 // COOP_TASKRUN, else no flags (io_options::ring_setup names one instead). With SINGLE_ISSUER
 // the ring belongs to the thread that created it: construct the context on the thread that will
 // run it. I/O operations are started from the owner thread (a coroutine running on this
-// context).
+// context). A context that a foreign loop drives gives DEFER_TASKRUN up (see wait_handle()).
 
 #include <rondo/coro/detached.hpp>
 #include <rondo/coro/scheduler.hpp>
@@ -59,7 +59,7 @@ enum class io_ring_setup : std::uint8_t {
   /// The first of the four below that the kernel accepts, in their order.
   automatic,
   /// IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN (| SUBMIT_ALL where the kernel has it):
-  /// completions wait as task work until the owner asks for them.
+  /// completions wait as task work until the owner asks for them. wait_handle() leaves it.
   defer_taskrun,
   /// IORING_SETUP_COOP_TASKRUN | TASKRUN_FLAG: task work runs when the owner next enters or
   /// leaves the kernel, and the kernel flags it in the SQ ring.
@@ -431,9 +431,19 @@ class io_context {
   //   }
 
   /// An eventfd (non-blocking) that becomes readable when the context has work: a completion
-  /// (registered with the ring: DEFER_TASKRUN completions do not make the ring fd itself
-  /// readable) or, after prepare_wait(), a post() from another thread. Created on first call;
-  /// finish_wait() resets it. Throws std::system_error if it cannot be created or registered.
+  /// (it is registered with the ring) or, after prepare_wait(), a post() from another thread.
+  /// Created on first call; finish_wait() resets it.
+  ///
+  /// A DEFER_TASKRUN ring cannot wake a foreign loop in time (for a completion raised by a
+  /// socket, pipe or eventfd becoming ready, the kernel signals the eventfd only from an RCU
+  /// callback, 13-31 ms later; the ring fd itself is never woken: docs/io.md, "Embedding in a
+  /// foreign loop: the wake-up"). So
+  /// the first call on such a ring replaces it with a COOP_TASKRUN | TASKRUN_FLAG one (else
+  /// COOP_TASKRUN, else no flags; setup_flags() and native_handle() change), which it can do
+  /// only while no I/O is in flight: call it before starting any (std::logic_error otherwise).
+  /// On the rings it keeps or makes, a completion's task work interrupts the owner, so the
+  /// foreign loop's epoll_wait may return EINTR: a wake-up like any other.
+  /// Throws std::system_error if the eventfd or the new ring cannot be set up.
   [[nodiscard]] int wait_handle();
   /// Announces that the owner is about to block outside the context (epoll on
   /// wait_handle()): from now on a post() from another thread rings the doorbell, which makes
@@ -443,7 +453,8 @@ class io_context {
   /// Ends what prepare_wait() announced.
   void finish_wait() noexcept;
 
-  /// The setup flags the kernel accepted (IORING_SETUP_*), for diagnostics.
+  /// The setup flags the kernel accepted (IORING_SETUP_*), for diagnostics. Owner thread once
+  /// wait_handle() may have replaced the ring.
   [[nodiscard]] unsigned setup_flags() const noexcept;
   /// The ring's file descriptor (diagnostics, registration; to wait on, use wait_handle()).
   [[nodiscard]] int native_handle() const noexcept;
