@@ -53,6 +53,14 @@
 //                       send, until recv returns 0. /polling: default idle_spin (50 us), the
 //                       context polls its queues and ring before it sleeps; /sleeping:
 //                       idle_spin = 0, it sleeps almost at once, as the raw loop does
+//    echo_rondo_foreign_epoll  the same coroutines on an io_context that a plain epoll loop
+//                       drives, as a server with its own event loop embeds rondo: poll(), then
+//                       prepare_wait(), epoll_wait on wait_handle() (100 ms timeout, counted:
+//                       a wake-up lost would show there), finish_wait(). vs_run_polling and
+//                       vs_run_sleeping: its rate over echo_rondo/polling's and /sleeping's
+//                       from this run (they run first). epoll_waits: epoll_wait calls in the
+//                       whole run (warm-up and drain included), epoll_timeouts: of them, ended
+//                       by the timeout.
 //    msgs_per_s, and rondo/raw on the rondo rows (same-run ratio; the raw row runs first).
 //    Shutdown: the client closes its sockets, every server recv returns 0, the connection
 //    ends; the last one stops the context (or ends the raw loop) and the thread is joined.
@@ -119,6 +127,7 @@
 #include <linux/magic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
@@ -142,6 +151,8 @@ using rondo_bench::clock;
 double futex_p50_ns = 0;
 double futex_p99_ns = 0;
 double raw_echo_msgs_per_s = 0;
+double rondo_echo_polling_msgs_per_s = 0;   // echo_rondo/polling
+double rondo_echo_sleeping_msgs_per_s = 0;  // echo_rondo/sleeping
 double rondo_journal_events_per_s = 0;
 std::vector<std::int64_t> rondo_journal_batches;  // journal_rondo's batch sizes, in order
 double raw_replay_events_per_s = 0;  // journal_raw_uring/replay, for journal_rondo_polling
@@ -571,6 +582,8 @@ struct listener {
 // What a server thread reports after it was joined.
 struct echo_server_report {
   std::string error;
+  std::int64_t epoll_waits = -1;  // the foreign-epoll server only
+  std::int64_t epoll_timeouts = 0;
 };
 
 // ---- The client: 16 sockets on one ring of its own, one message outstanding per socket.
@@ -806,6 +819,50 @@ void rondo_echo_server(int listen_fd, echo_server_report& rep, std::chrono::micr
   }
 }
 
+// The same server on an io_context driven by a foreign epoll loop (docs/embedding.md, way 3).
+// wait_handle() comes first: on a DEFER_TASKRUN ring it replaces the ring, which it can do only
+// before any I/O. The last connection's stop() ends the loop.
+void rondo_echo_server_epoll(int listen_fd, echo_server_report& rep) {
+  try {
+    rondo::io_context io;
+    const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) {
+      rep.error = errno_text("epoll_create1", errno);
+      return;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    if (::epoll_ctl(ep, EPOLL_CTL_ADD, io.wait_handle(), &ev) != 0) {
+      rep.error = errno_text("epoll_ctl", errno);
+      ::close(ep);
+      return;
+    }
+    rondo_echo_state st;
+    st.io = &io;
+    st.live = echo_connections;
+    st.report = &rep;
+    rondo_echo_accept(st, listen_fd);
+    rep.epoll_waits = 0;
+    std::array<epoll_event, 8> out{};
+    while (!io.stopped()) {
+      (void)io.poll();
+      if (io.stopped() || !io.prepare_wait()) continue;
+      const int n = ::epoll_wait(ep, out.data(), static_cast<int>(out.size()), 100);
+      const int err = errno;
+      io.finish_wait();
+      ++rep.epoll_waits;
+      if (n == 0) ++rep.epoll_timeouts;
+      if (n < 0 && err != EINTR) {  // EINTR: a completion's task work interrupted the wait
+        rep.error = errno_text("epoll_wait", err);
+        break;
+      }
+    }
+    ::close(ep);
+  } catch (const std::exception& e) {
+    rep.error = e.what();
+  }
+}
+
 // ---- The raw liburing server: the same loop, by hand.
 
 struct raw_conn {
@@ -925,6 +982,10 @@ double echo_bench(benchmark::State& state, Server server) {
     state.SetIterationTime(crep.seconds);
     rate = static_cast<double>(crep.messages) / crep.seconds;
     state.counters["msgs_per_s"] = rate;
+    if (srep.epoll_waits >= 0) {
+      state.counters["epoll_waits"] = static_cast<double>(srep.epoll_waits);
+      state.counters["epoll_timeouts"] = static_cast<double>(srep.epoll_timeouts);
+    }
     state.SetItemsProcessed(crep.messages);
   }
   return rate;
@@ -940,6 +1001,20 @@ void echo_rondo(benchmark::State& state, std::chrono::microseconds idle_spin) {
   });
   if (rate > 0 && raw_echo_msgs_per_s > 0) {
     state.counters["rondo/raw"] = rate / raw_echo_msgs_per_s;
+  }
+  (idle_spin.count() > 0 ? rondo_echo_polling_msgs_per_s : rondo_echo_sleeping_msgs_per_s) = rate;
+}
+
+void echo_rondo_foreign_epoll(benchmark::State& state) {
+  const double rate = echo_bench(state, rondo_echo_server_epoll);
+  if (rate > 0 && raw_echo_msgs_per_s > 0) {
+    state.counters["rondo/raw"] = rate / raw_echo_msgs_per_s;
+  }
+  if (rate > 0 && rondo_echo_polling_msgs_per_s > 0) {
+    state.counters["vs_run_polling"] = rate / rondo_echo_polling_msgs_per_s;
+  }
+  if (rate > 0 && rondo_echo_sleeping_msgs_per_s > 0) {
+    state.counters["vs_run_sleeping"] = rate / rondo_echo_sleeping_msgs_per_s;
   }
 }
 
@@ -1339,8 +1414,9 @@ void once(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 // Registration order is run order, and the same-run ratios depend on it: wakeup_futex before
-// wakeup_rondo/sleeping, echo_raw_liburing before echo_rondo, journal_rondo before
-// journal_raw_uring (which replays rondo's batch sizes and reports rondo/raw).
+// wakeup_rondo/sleeping, echo_raw_liburing before echo_rondo before echo_rondo_foreign_epoll,
+// journal_rondo before journal_raw_uring (which replays rondo's batch sizes and reports
+// rondo/raw).
 BENCHMARK(wakeup_busy_spin)->Apply(once);
 BENCHMARK(wakeup_futex)->Apply(once);
 BENCHMARK_CAPTURE(wakeup_rondo, sleeping, std::chrono::microseconds(0), true)->Apply(once);
@@ -1350,6 +1426,7 @@ BENCHMARK_CAPTURE(wakeup_rondo, polling, std::chrono::microseconds(50), true)->A
 BENCHMARK(echo_raw_liburing)->Apply(once);
 BENCHMARK_CAPTURE(echo_rondo, polling, std::chrono::microseconds(50))->Apply(once);
 BENCHMARK_CAPTURE(echo_rondo, sleeping, std::chrono::microseconds(0))->Apply(once);
+BENCHMARK(echo_rondo_foreign_epoll)->Apply(once);
 BENCHMARK(journal_rondo)->Apply(once);
 BENCHMARK_CAPTURE(journal_raw_uring, replay, true)->Apply(once);
 BENCHMARK_CAPTURE(journal_raw_uring, steady, false)->Apply(once);

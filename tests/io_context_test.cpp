@@ -1,5 +1,6 @@
 // io_context: the run loop, cross-thread posts and the doorbell, and each I/O operation against
-// real files, success and failure; a journal stage (write + fdatasync per batch) on the context.
+// real files, success and failure; a journal stage (write + fdatasync per batch) on the context;
+// a foreign epoll loop driving the context, and how soon it wakes on every ring setup.
 
 #include "support.hpp"
 
@@ -8,11 +9,15 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -22,7 +27,10 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <linux/io_uring.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
@@ -373,8 +381,13 @@ TEST_CASE("io_context embedded in a foreign epoll loop: posts and completions wa
       (void)io.poll();
       if (io.prepare_wait()) {
         epoll_event out{};
-        // Without a working epoll set the loop just polls (the test then fails below).
-        if (epoll_setup_ok && ::epoll_wait(ep, &out, 1, 2000) > 0) ++woke_by_epoll;
+        // Without a working epoll set the loop just polls (the test then fails below). A
+        // wake-up: the handle readable, or EINTR (a completion's task work interrupted the
+        // wait: how the rings wait_handle() keeps wake a foreign loop).
+        if (epoll_setup_ok) {
+          const int n = ::epoll_wait(ep, &out, 1, 2000);
+          if (n > 0 || (n < 0 && errno == EINTR)) ++woke_by_epoll;
+        }
         io.finish_wait();
       }
     }
@@ -412,4 +425,288 @@ TEST_CASE("io_context embedded in a foreign epoll loop: posts and completions wa
   CHECK(hops.load(std::memory_order_acquire) == rounds);
   CHECK(slept_ok.load(std::memory_order_acquire));
   CHECK(woke_by_epoll > 0);
+}
+
+namespace {
+
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The scheduler state of one of our threads as /proc shows it: 'S' while it sleeps in a
+// blocking call, 'R' while it runs or waits for a CPU.
+char thread_state(long tid) {
+  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string line;
+  std::getline(f, line);
+  const std::size_t paren = line.rfind(')');  // the name may hold spaces; the state follows it
+  return paren == std::string::npos || paren + 2 >= line.size() ? '?' : line[paren + 2];
+}
+
+const char* setup_name(rondo::io_ring_setup s) {
+  switch (s) {
+    case rondo::io_ring_setup::automatic: return "automatic";
+    case rondo::io_ring_setup::defer_taskrun: return "defer_taskrun";
+    case rondo::io_ring_setup::coop_taskrun_flag: return "coop_taskrun_flag";
+    case rondo::io_ring_setup::coop_taskrun: return "coop_taskrun";
+    case rondo::io_ring_setup::plain: return "plain";
+  }
+  return "?";
+}
+
+}  // namespace
+
+// Issue 14: on a DEFER_TASKRUN ring the wait handle became readable 16-24 ms after a recv's
+// byte arrived (the kernel signalled the registered eventfd from an RCU callback), and a post
+// from another thread took as long. The loop below is the documented one. Before each byte or
+// post the test waits until the loop thread sleeps in epoll_wait (in_wait set, /proc says 'S',
+// no wake-up counted meanwhile); after it, it watches for the kernel to wake that thread: it
+// leaves 'S' (or has already counted the wake-up). That is the moment the wait handle turned
+// readable or the wait was interrupted, whether or not the scheduler gives the loop a CPU at
+// once (with other work on both cores it may wait a tick or two for one: that is not what is
+// tested). Both that observation and the loop's own (the coroutine ran) come after the kernel's
+// wake-up, and either may be late by a preemption: the earlier of the two is held to the
+// bound. The bound is generous: the kernel wakes the loop within tens of microseconds.
+TEST_CASE("io_context in a foreign epoll loop: a recv's completion and a post wake the loop "
+          "within 5 ms, on every ring setup",
+          "[io_context][embedding]") {
+  const rondo::io_ring_setup setup = GENERATE(
+      rondo::io_ring_setup::defer_taskrun, rondo::io_ring_setup::coop_taskrun_flag,
+      rondo::io_ring_setup::coop_taskrun, rondo::io_ring_setup::plain);
+  INFO("ring setup " << setup_name(setup));
+  constexpr int rounds = 5;  // of each kind: a recv, then a post
+  constexpr std::int64_t bound_ns = 5'000'000;
+
+  int sv[2] = {-1, -1};
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  std::atomic<rondo::io_context*> ctx_ptr{nullptr};
+  std::atomic<bool> refused{false};   // the kernel refused this setup
+  std::atomic<long> loop_tid{0};
+  std::atomic<bool> in_wait{false};   // the loop is in (or about to enter) epoll_wait
+  std::atomic<int> wakes{0};          // epoll_wait returns
+  std::atomic<bool> quit{false};
+  std::atomic<std::int64_t> sent_at{0};  // when the test thread sent the byte or posted
+  std::atomic<int> handled{0};           // recvs and hops the loop has run
+  // Written by the loop thread, read after the join.
+  std::vector<std::int64_t> run_ns;  // sent_at to the coroutine running on the loop
+  unsigned flags_after = 0;          // setup_flags() after wait_handle()
+  int timeouts = 0;                  // epoll_waits ended by their 2 s timeout
+  bool bytes_ok = true;
+  bool epoll_ok = false;
+
+  std::thread loop([&] {
+    rondo::io_options opts;
+    opts.idle_spin = std::chrono::microseconds(0);
+    opts.ring_setup = setup;
+    std::unique_ptr<rondo::io_context> owned;
+    try {
+      owned = std::make_unique<rondo::io_context>(opts);
+    } catch (const std::system_error& e) {
+      if (e.code().value() != EINVAL) throw;
+      // Release: pairs with the acquire loads on the test thread.
+      refused.store(true, std::memory_order_release);
+      return;
+    }
+    rondo::io_context& io = *owned;
+    // Relaxed: published to the test thread by the release store of ctx_ptr below.
+    loop_tid.store(static_cast<long>(::syscall(SYS_gettid)), std::memory_order_relaxed);
+    const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    epoll_ok = ep >= 0 && ::epoll_ctl(ep, EPOLL_CTL_ADD, io.wait_handle(), &ev) == 0;
+    flags_after = io.setup_flags();
+    // The recvs, one byte each, armed one after the other as the test sends.
+    auto receiver = [&]() -> detached {
+      for (int i = 0; i < rounds; ++i) {
+        std::array<std::byte, 1> b{};
+        const rondo::io_result r = co_await io.recv(sv[0], b);
+        // Acquire: pairs with the release store before the send on the test thread.
+        run_ns.push_back(now_ns() - sent_at.load(std::memory_order_acquire));
+        if (r.res != 1 || b[0] != static_cast<std::byte>('a' + i)) bytes_ok = false;
+        // Release: pairs with the acquire load that waits for it on the test thread.
+        handled.fetch_add(1, std::memory_order_release);
+      }
+    };
+    receiver();
+    // Release: pairs with the acquire load on the test thread.
+    ctx_ptr.store(&io, std::memory_order_release);
+    // Relaxed loads of quit: it is set on this thread, by the last hop.
+    while (epoll_ok) {
+      (void)io.poll();
+      if (quit.load(std::memory_order_relaxed)) break;  // set by the last hop, inside poll()
+      if (!io.prepare_wait()) continue;
+      // Release: pairs with the acquire load on the test thread (which then checks /proc).
+      in_wait.store(true, std::memory_order_release);
+      epoll_event out{};
+      const int n = ::epoll_wait(ep, &out, 1, 2000);  // EINTR: task work interrupted it
+      // Relaxed: a hint for the test thread, which also checks the thread state and `wakes`.
+      in_wait.store(false, std::memory_order_relaxed);
+      // Release: pairs with the acquire loads on the test thread.
+      wakes.fetch_add(1, std::memory_order_release);
+      if (n == 0) ++timeouts;
+      io.finish_wait();
+    }
+    if (ep >= 0) ::close(ep);
+    (void)io.poll();
+  });
+
+  // Acquire: pairs with the release stores in the loop thread.
+  while (ctx_ptr.load(std::memory_order_acquire) == nullptr &&
+         !refused.load(std::memory_order_acquire)) {
+    std::this_thread::yield();
+  }
+  if (refused.load(std::memory_order_acquire)) {
+    loop.join();
+    ::close(sv[0]);
+    ::close(sv[1]);
+    WARN("the kernel refuses ring setup " << setup_name(setup) << ": not tested");
+    return;
+  }
+  rondo::io_context& io = *ctx_ptr.load(std::memory_order_acquire);
+  // Relaxed: ordered by the acquire load of ctx_ptr above.
+  const long tid = loop_tid.load(std::memory_order_relaxed);
+  // Waits until the loop thread sleeps in epoll_wait; returns the wake-ups counted so far, or
+  // -1 after 2 s (a loop that never blocks: the busy loop this must not be).
+  auto wait_until_blocked = [&] {
+    const auto give_up = std::chrono::steady_clock::now() + 2s;
+    while (std::chrono::steady_clock::now() < give_up) {
+      // Acquire: pairs with the release increment after epoll_wait.
+      const int w = wakes.load(std::memory_order_acquire);
+      // Acquire: pairs with the release store before epoll_wait.
+      if (in_wait.load(std::memory_order_acquire) && thread_state(tid) == 'S' &&
+          wakes.load(std::memory_order_acquire) == w) {
+        return w;
+      }
+      std::this_thread::yield();
+    }
+    return -1;
+  };
+  // Nanoseconds from `sent` until the kernel woke the loop thread (it left 'S', or counted a
+  // wake-up since `before`); 10 s if it was not woken within 5 s.
+  auto woken_after = [&](int before, std::int64_t sent) -> std::int64_t {
+    for (;;) {
+      // Acquire: pairs with the release increment after epoll_wait.
+      if (wakes.load(std::memory_order_acquire) != before || thread_state(tid) != 'S') {
+        return now_ns() - sent;
+      }
+      if (now_ns() - sent > 5'000'000'000) return 10'000'000'000;
+    }
+  };
+  // Waits until the loop has run `n` recvs and hops; false after 5 s.
+  auto wait_handled = [&](int n) {
+    const auto give_up = std::chrono::steady_clock::now() + 5s;
+    // Acquire: pairs with the release increments on the loop thread.
+    while (handled.load(std::memory_order_acquire) < n) {
+      if (std::chrono::steady_clock::now() >= give_up) return false;
+      std::this_thread::yield();
+    }
+    return true;
+  };
+  std::vector<std::int64_t> woken_ns;
+  bool blocked_every_round = true;
+  bool handled_every_round = true;
+  for (int i = 0; i < rounds; ++i) {  // a byte for the recv
+    const int before = wait_until_blocked();
+    blocked_every_round = blocked_every_round && before >= 0;
+    const std::int64_t t = now_ns();
+    // Release: pairs with the acquire load in the receiver.
+    sent_at.store(t, std::memory_order_release);
+    const char c = static_cast<char>('a' + i);
+    REQUIRE(::write(sv[1], &c, 1) == 1);
+    woken_ns.push_back(woken_after(before, t));
+    handled_every_round = wait_handled(i + 1) && handled_every_round;
+  }
+  // Outlives every hop it starts (a coroutine lambda's frame refers to the closure).
+  auto hop = [&]() -> detached {
+    co_await io.schedule();
+    // Acquire: pairs with the release store below (made before this hop was posted).
+    run_ns.push_back(now_ns() - sent_at.load(std::memory_order_acquire));
+    // Release: pairs with the acquire load in wait_handled().
+    handled.fetch_add(1, std::memory_order_release);
+  };
+  for (int i = 0; i < rounds; ++i) {  // a post from this thread
+    const int before = wait_until_blocked();
+    blocked_every_round = blocked_every_round && before >= 0;
+    const std::int64_t t = now_ns();
+    // Release: pairs with the acquire load in the hop.
+    sent_at.store(t, std::memory_order_release);
+    hop();
+    woken_ns.push_back(woken_after(before, t));
+    handled_every_round = wait_handled(rounds + i + 1) && handled_every_round;
+  }
+  // The loop ends once this hop ran on it (so no posted node is left behind).
+  auto last = [&]() -> detached {
+    co_await io.schedule();
+    // Relaxed: read on this (the loop's) thread.
+    quit.store(true, std::memory_order_relaxed);
+  };
+  last();
+  loop.join();
+  ::close(sv[0]);
+  ::close(sv[1]);
+
+  REQUIRE(epoll_ok);
+  CHECK(blocked_every_round);
+  CHECK(handled_every_round);
+  CHECK(bytes_ok);
+  CHECK(timeouts == 0);
+  // wait_handle() gives DEFER_TASKRUN up: a foreign loop cannot be woken in time by such a ring.
+  CHECK((flags_after & IORING_SETUP_DEFER_TASKRUN) == 0);
+  REQUIRE(woken_ns.size() == 2 * rounds);
+  REQUIRE(run_ns.size() == 2 * rounds);
+  std::string all;
+  std::int64_t worst = 0;
+  for (std::size_t i = 0; i < woken_ns.size(); ++i) {
+    all += std::string(i < rounds ? "recv " : "post ") + std::to_string(woken_ns[i] / 1000) +
+           " us (ran after " + std::to_string(run_ns[i] / 1000) + " us); ";
+    worst = std::max(worst, std::min(woken_ns[i], run_ns[i]));
+  }
+  INFO("woken after: " << all);
+  CHECK(worst <= bound_ns);
+}
+
+TEST_CASE("io_context::wait_handle() on a DEFER_TASKRUN ring with I/O in flight is refused; "
+          "before any I/O it replaces the ring",
+          "[io_context][embedding][deterministic]") {
+  rondo::io_options opts;
+  opts.ring_setup = rondo::io_ring_setup::defer_taskrun;
+  std::unique_ptr<rondo::io_context> owned;
+  try {
+    owned = std::make_unique<rondo::io_context>(opts);
+  } catch (const std::system_error& e) {
+    if (e.code().value() != EINVAL) throw;
+    WARN("the kernel refuses DEFER_TASKRUN: not tested");
+    return;
+  }
+  rondo::io_context& io = *owned;
+  REQUIRE((io.setup_flags() & IORING_SETUP_DEFER_TASKRUN) != 0);
+  int sv[2] = {-1, -1};
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  int got = -1;
+  auto receiver = [&]() -> detached {
+    std::array<std::byte, 1> b{};
+    got = (co_await io.recv(sv[0], b)).res;
+  };
+  receiver();
+  (void)io.poll();  // the recv is in the kernel now
+  CHECK_THROWS_AS(io.wait_handle(), std::logic_error);
+  CHECK((io.setup_flags() & IORING_SETUP_DEFER_TASKRUN) != 0);  // untouched
+  REQUIRE(::write(sv[1], "x", 1) == 1);
+  while (got < 0) (void)io.run_one();  // the context goes on as before
+  CHECK(got == 1);
+  // Nothing in flight now: the ring is replaced, and it does I/O.
+  const int fd = io.wait_handle();
+  CHECK(fd >= 0);
+  CHECK(io.wait_handle() == fd);
+  CHECK((io.setup_flags() & IORING_SETUP_DEFER_TASKRUN) == 0);
+  CHECK_FALSE(io.msg_ring_doorbell());
+  got = -1;
+  receiver();
+  REQUIRE(::write(sv[1], "y", 1) == 1);
+  while (got < 0) (void)io.run_one();
+  CHECK(got == 1);
+  ::close(sv[0]);
+  ::close(sv[1]);
 }

@@ -22,9 +22,10 @@
 //   with a read kept armed on the ring. Either way a completion arrives and the owner wakes.
 //
 // The ring uses IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN when the kernel has them, else
-// COOP_TASKRUN, else no flags. With SINGLE_ISSUER the ring belongs to the thread that created
-// it: construct the context on the thread that will run it. I/O operations are started from
-// the owner thread (a coroutine running on this context).
+// COOP_TASKRUN, else no flags (io_options::ring_setup names one instead). With SINGLE_ISSUER
+// the ring belongs to the thread that created it: construct the context on the thread that will
+// run it. I/O operations are started from the owner thread (a coroutine running on this
+// context). A context that a foreign loop drives gives DEFER_TASKRUN up (see wait_handle()).
 
 #include <rondo/coro/detached.hpp>
 #include <rondo/coro/scheduler.hpp>
@@ -55,6 +56,22 @@
 
 namespace rondo {
 
+/// The io_uring setup an io_context asks the kernel for (io_options::ring_setup).
+enum class io_ring_setup : std::uint8_t {
+  /// The first of the four below that the kernel accepts, in their order.
+  automatic,
+  /// IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN (| SUBMIT_ALL where the kernel has it):
+  /// completions wait as task work until the owner asks for them. wait_handle() leaves it.
+  defer_taskrun,
+  /// IORING_SETUP_COOP_TASKRUN | TASKRUN_FLAG: task work runs when the owner next enters or
+  /// leaves the kernel, and the kernel flags it in the SQ ring.
+  coop_taskrun_flag,
+  /// IORING_SETUP_COOP_TASKRUN.
+  coop_taskrun,
+  /// No setup flags: task work interrupts the owner (a signal-like notification).
+  plain,
+};
+
 /// Construction options of an io_context.
 struct io_options {
   /// Submission queue size (a power of two, 2..32768). The completion queue has 4x as many.
@@ -82,6 +99,9 @@ struct io_options {
   /// journal stage at 0.63-0.73x raw io_uring with polling, 0.81-0.87x without). Turn it on
   /// where cores are plentiful and the wake-up after each sync matters more.
   bool idle_spin_with_file_io = false;
+  /// The ring's setup. A named one that the kernel refuses makes the constructor throw
+  /// std::system_error (EINVAL); `automatic` falls back instead.
+  io_ring_setup ring_setup = io_ring_setup::automatic;
 };
 
 /// The outcome of one I/O operation: the kernel's result (bytes, a new fd, or -errno) and what
@@ -417,9 +437,19 @@ class io_context {
   //   }
 
   /// An eventfd (non-blocking) that becomes readable when the context has work: a completion
-  /// (registered with the ring: DEFER_TASKRUN completions do not make the ring fd itself
-  /// readable) or, after prepare_wait(), a post() from another thread. Created on first call;
-  /// finish_wait() resets it. Throws std::system_error if it cannot be created or registered.
+  /// (it is registered with the ring) or, after prepare_wait(), a post() from another thread.
+  /// Created on first call; finish_wait() resets it.
+  ///
+  /// A DEFER_TASKRUN ring cannot wake a foreign loop in time (for a completion raised by a
+  /// socket, pipe or eventfd becoming ready, the kernel signals the eventfd only from an RCU
+  /// callback, 13-31 ms later; the ring fd itself is never woken: docs/io.md, "Embedding in a
+  /// foreign loop: the wake-up"). So
+  /// the first call on such a ring replaces it with a COOP_TASKRUN | TASKRUN_FLAG one (else
+  /// COOP_TASKRUN, else no flags; setup_flags() and native_handle() change), which it can do
+  /// only while no I/O is in flight: call it before starting any (std::logic_error otherwise).
+  /// On the rings it keeps or makes, a completion's task work interrupts the owner, so the
+  /// foreign loop's epoll_wait may return EINTR: a wake-up like any other.
+  /// Throws std::system_error if the eventfd or the new ring cannot be set up.
   [[nodiscard]] int wait_handle();
   /// Announces that the owner is about to block outside the context (epoll on
   /// wait_handle()): from now on a post() from another thread rings the doorbell, which makes
@@ -429,7 +459,8 @@ class io_context {
   /// Ends what prepare_wait() announced.
   void finish_wait() noexcept;
 
-  /// The setup flags the kernel accepted (IORING_SETUP_*), for diagnostics.
+  /// The setup flags the kernel accepted (IORING_SETUP_*), for diagnostics. Owner thread once
+  /// wait_handle() may have replaced the ring.
   [[nodiscard]] unsigned setup_flags() const noexcept;
   /// The ring's file descriptor (diagnostics, registration; to wait on, use wait_handle()).
   [[nodiscard]] int native_handle() const noexcept;
