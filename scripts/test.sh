@@ -2,8 +2,10 @@
 # Builds and runs every rondo test: the dev build (g++, warnings as errors) with all unit,
 # stress, litmus and allocation tests plus every example; the stress and litmus tests again under
 # ThreadSanitizer; the whole suite under AddressSanitizer + UBSan; a clang-19 build of
-# everything; the benchmarks (built, and run once briefly as a smoke test); and a consumer
-# project built against the installed package. Installs missing Debian packages first.
+# everything; the benchmarks (built, and run once briefly as a smoke test); a consumer
+# project built against the installed package; and the model check of the wake-up protocol
+# (verify/run.sh: spin proves the protocol, and its broken variants must fail). Installs missing
+# Debian packages first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -11,6 +13,9 @@ rondo_ensure_packages "${RONDO_BUILD_PACKAGES[@]}" "${RONDO_TEST_PACKAGES[@]}"
 
 jobs=$(nproc)
 step() { echo; echo "== $*"; }
+
+step "model check: the wake-up protocol in Promela (x86-TSO), correct variants pass, broken ones fail"
+bash verify/run.sh
 
 step "clang-19: build everything (tests, examples, benchmarks) with warnings as errors"
 cmake --preset clang >/dev/null
