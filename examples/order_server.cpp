@@ -871,6 +871,12 @@ void print_stage_metrics(const rondo::disruptor<order_event>& d, rondo::runtime&
                 static_cast<long long>(m.suspensions), static_cast<long long>(m.resumes),
                 static_cast<double>(m.suspended_ns) / 1e6);
   }
+  for (std::size_t i = 0; i < contexts.size(); ++i) {
+    const rondo::park_lot& lot = *rt.context(i).parking();
+    std::printf("context %zu: %llu waits parked, %llu membarriers (one per sleep with waits parked)\n",
+                i, static_cast<unsigned long long>(lot.parks()),
+                static_cast<unsigned long long>(lot.sleep_fences()));
+  }
 }
 
 }  // namespace
