@@ -80,6 +80,9 @@ class park_lot : private detail::sleeper {
 
   /// Parks `e` (not parked already). Owner thread.
   void park(entry& e) noexcept {
+    // A loop that runs coroutines again without finish_sleep() (a foreign loop's misuse of the
+    // embedding calls): withdraw first, so no announcement outlives its wait.
+    if (announced_) [[unlikely]] withdraw();
     e.announcement.owner = this;
     e.prev = tail_;
     e.next = nullptr;
@@ -90,9 +93,11 @@ class park_lot : private detail::sleeper {
     parks_.store(parks_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
 
-  /// Unparks `e` without resuming it (a wait that goes away). Owner thread; not between
-  /// announce() and withdraw().
-  void unpark(entry& e) noexcept { unlink(e); }
+  /// Unparks `e` without resuming it (a wait that goes away). Owner thread.
+  void unpark(entry& e) noexcept {
+    if (announced_) [[unlikely]] withdraw();  // as in park()
+    unlink(e);
+  }
 
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
   /// Waits parked now. Owner thread.
@@ -101,6 +106,7 @@ class park_lot : private detail::sleeper {
   /// Owner thread: hands back every parked wait whose ready() holds; returns how many. Plain
   /// loads only: call it every round of the executor's loop and of its idle spin.
   std::size_t poll() noexcept {
+    if (announced_) [[unlikely]] withdraw();  // as in park()
     std::size_t n = 0;
     for (entry* e = head_; e != nullptr;) {
       entry* next = e->next;
