@@ -50,15 +50,21 @@ void publish(rondo::single_producer_sequencer& sp, std::int64_t n) {
   sp.publish(hi - n + 1, hi);
 }
 
+// A ring of 16 whose waits park at once, and the executor they park on.
+struct fixture {
+  rondo::wait_strategy w{rondo_test::suspend_policy(0, 0)};
+  rondo::single_producer_sequencer sp{16, w};
+  counting_executor ex;
+};
+
 }  // namespace
 
 TEST_CASE("park_lot: parking touches no registry; only a sleeping executor announces its waits",
           "[park_lot][deterministic]") {
-  rondo::wait_strategy w{rondo_test::suspend_policy(0, 0)};
-  rondo::single_producer_sequencer sp(16, w);
+  fixture f;
+  auto& [w, sp, ex] = f;
   rondo::sequence_barrier b0(sp);
   rondo::sequence_barrier b1(sp);
-  counting_executor ex;
   outcome o0;
   outcome o1;
   wait_on(ex, b0, 0, o0);
@@ -99,10 +105,9 @@ TEST_CASE("park_lot: parking touches no registry; only a sleeping executor annou
 
 TEST_CASE("park_lot: a wait that is ready by the re-check calls the sleep off",
           "[park_lot][deterministic]") {
-  rondo::wait_strategy w{rondo_test::suspend_policy(0, 0)};
-  rondo::single_producer_sequencer sp(16, w);
+  fixture f;
+  auto& [w, sp, ex] = f;
   rondo::sequence_barrier b(sp);
-  counting_executor ex;
   outcome o;
   wait_on(ex, b, 0, o);
   CHECK(ex.round() == 1);
@@ -115,11 +120,10 @@ TEST_CASE("park_lot: a wait that is ready by the re-check calls the sleep off",
 
 TEST_CASE("park_lot: a publish does not wake an executor asleep on a stage that is behind",
           "[park_lot][deterministic]") {
-  rondo::wait_strategy w{rondo_test::suspend_policy(0, 0)};
-  rondo::single_producer_sequencer sp(16, w);
+  fixture f;
+  auto& [w, sp, ex] = f;
   rondo::sequence upstream;
   rondo::sequence_barrier after_upstream(sp, {&upstream});
-  counting_executor ex;
   outcome o;
   wait_on(ex, after_upstream, 0, o);
   CHECK(ex.round() == 1);
@@ -138,10 +142,9 @@ TEST_CASE("park_lot: a publish does not wake an executor asleep on a stage that 
 
 TEST_CASE("park_lot: close wakes a sleeping executor; its waits end stopped",
           "[park_lot][deterministic]") {
-  rondo::wait_strategy w{rondo_test::suspend_policy(0, 0)};
-  rondo::single_producer_sequencer sp(16, w);
+  fixture f;
+  auto& [w, sp, ex] = f;
   rondo::sequence_barrier b(sp);
-  counting_executor ex;
   outcome o;
   wait_on(ex, b, 5, o);
   CHECK(ex.round() == 1);
@@ -156,10 +159,9 @@ TEST_CASE("park_lot: close wakes a sleeping executor; its waits end stopped",
 
 TEST_CASE("park_lot: a stop request wakes the sleeping executor, whose poll ends the wait",
           "[park_lot][deterministic]") {
-  rondo::wait_strategy w{rondo_test::suspend_policy(0, 0)};
-  rondo::single_producer_sequencer sp(16, w);
+  fixture f;
+  auto& [w, sp, ex] = f;
   rondo::sequence_barrier b(sp);
-  counting_executor ex;
   std::stop_source src;
   bool done = false;
   rondo::wait_status status = rondo::wait_status::ready;
