@@ -93,6 +93,28 @@ class single_producer_sequencer final : public sequencer {
     return claim(hi);
   }
 
+  /// The coroutine reserve's fast path, the same test as reserve()'s inline one: true (and `hi`
+  /// the claim's last sequence) if n is valid, no claim is open and the cached gating sequence
+  /// shows room; false otherwise (then validate and try_claim()). Never waits or throws.
+  [[nodiscard]] [[gnu::always_inline]] bool try_claim_fast(std::int64_t n,
+                                                          std::int64_t& hi) noexcept {
+    const std::int64_t next = last_claimed();
+    hi = next + n;
+    if (n < 1 || n > capacity_ || next != cursor_.get_relaxed() || !has_capacity_cached(hi))
+        [[unlikely]] {
+      return false;
+    }
+    // Release: pairs with the acquire load in settle().
+    claimed_.store(hi, std::memory_order_release);
+    // Light side of the claim/close handshake; the heavy side is in sequencer::close().
+    detail::asymmetric_fence::light();
+    if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
+      abandon(next + 1, hi);
+      return false;  // the slow path reports the close
+    }
+    return true;
+  }
+
   /// Non-throwing claim for callers that validated n (1 <= n <= capacity) and hold no open
   /// claim (the coroutine reserve). On granted, `hi` is the claim's last sequence.
   [[nodiscard]] [[gnu::always_inline]] claim_status try_claim(std::int64_t n,
@@ -138,7 +160,7 @@ class single_producer_sequencer final : public sequencer {
   }
 
   /// Publishes [lo, hi]; hi must be the open claim's end.
-  void publish(std::int64_t /*lo*/, std::int64_t hi) noexcept {
+  [[gnu::always_inline]] void publish(std::int64_t /*lo*/, std::int64_t hi) noexcept {
     // Pairs with the acquire load in sequence_barrier::available(): the slot writes before
     // this store are visible to a handler that sees the new cursor.
     cursor_.set(hi);
