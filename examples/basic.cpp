@@ -2,8 +2,10 @@
 // thread of its own, adds them up. drain() returns once the stage has handled every event.
 #include <rondo/rondo.hpp>
 
+#include <fmt/format.h>
+
 #include <cstdint>
-#include <iostream>
+#include <cstdio>
 
 struct tick {
   std::int64_t value = 0;
@@ -30,9 +32,9 @@ int main() {
   }
   d.drain();  // handle everything published, then stop the stage
 
-  std::cout << "published " << n << " events, sum = " << sum << '\n';
+  fmt::print("published {} events, sum = {}\n", n, sum);
   if (sum != n * (n - 1) / 2) {
-    std::cerr << "wrong sum: expected " << n * (n - 1) / 2 << '\n';
+    fmt::print(stderr, "wrong sum: expected {}\n", n * (n - 1) / 2);
     return 1;
   }
 }

@@ -6,9 +6,11 @@
 //    on_shutdown, and stage_options{.max_batch = 64} caps the batches it is given.
 #include <rondo/rondo.hpp>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdint>
-#include <iostream>
+#include <cstdio>
 #include <vector>
 
 struct reading {
@@ -72,14 +74,14 @@ int main() {
   }
   d.drain();
 
-  std::cout << "writer: " << wr.written << " events in " << wr.flushes << " flushes ("
-            << wr.written / std::max<std::int64_t>(wr.flushes, 1) << " per flush on average)\n";
-  std::cout << "stats:  " << st.events << " events in " << st.batches << " batches, largest "
-            << st.largest << " (max_batch " << max_batch << ")\n";
+  fmt::print("writer: {} events in {} flushes ({} per flush on average)\n", wr.written,
+             wr.flushes, wr.written / std::max<std::int64_t>(wr.flushes, 1));
+  fmt::print("stats:  {} events in {} batches, largest {} (max_batch {})\n", st.events,
+             st.batches, st.largest, max_batch);
   const std::int64_t expected = 3 * n * (n - 1) / 2;
   if (wr.written != n || wr.total != expected || !buffer.empty() || !st.started || st.events != n ||
       st.sized != n || st.largest > max_batch || st.largest < 1) {
-    std::cerr << "wrong result: expected " << n << " events totalling " << expected << '\n';
+    fmt::print(stderr, "wrong result: expected {} events totalling {}\n", n, expected);
     return 1;
   }
 }

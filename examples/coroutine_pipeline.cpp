@@ -5,11 +5,13 @@
 // handler (its stage's sequence advances when its task completes), and a pull loop.
 #include <rondo/rondo.hpp>
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <coroutine>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
-#include <iostream>
 #include <thread>
 
 struct reading {
@@ -79,14 +81,15 @@ int main() {
   while (!done.load(std::memory_order_acquire)) std::this_thread::yield();
   d.drain();
 
-  std::cout << "six coroutine stages on two threads handled " << n << " events\n";
+  fmt::print("six coroutine stages on two threads handled {} events\n", n);
   for (const auto& r : d.metrics()) {
-    std::cout << "  " << r.name << ": mean batch " << r.metrics.mean_batch() << ", suspensions "
-              << r.metrics.suspensions << "\n";
+    // {:g}: six significant digits, plenty for a mean.
+    fmt::print("  {}: mean batch {:g}, suspensions {}\n", r.name, r.metrics.mean_batch(),
+               r.metrics.suspensions);
   }
   const bool ok = sum_scaled == 3 * (n * (n - 1) / 2) && audited == n && batches > 0;
   if (!ok) {
-    std::cerr << "wrong result: sum " << sum_scaled << ", audited " << audited << '\n';
+    fmt::print(stderr, "wrong result: sum {}, audited {}\n", sum_scaled, audited);
     return 1;
   }
 }

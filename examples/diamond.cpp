@@ -9,8 +9,10 @@
 // "reply" can check, for every event, that it sees the results of both stages before it.
 #include <rondo/rondo.hpp>
 
+#include <fmt/format.h>
+
 #include <cstdint>
-#include <iostream>
+#include <cstdio>
 
 struct order {
   std::int64_t wire = 0;            // producer: price * 1000 + quantity, as on the wire
@@ -60,13 +62,13 @@ int main() {
   d.drain();
 
   for (const auto& s : d.metrics()) {
-    std::cout << s.name << " passed sequence " << s.position << '\n';
+    fmt::print("{} passed sequence {}\n", s.name, s.position);
   }
-  std::cout << "reply: " << replies << " orders, notional " << notional_total << ", " << missing
-            << " without journal or match result\n";
+  fmt::print("reply: {} orders, notional {}, {} without journal or match result\n", replies,
+             notional_total, missing);
   if (replies != n || journaled != n || missing != 0 || notional_total != expected_total) {
-    std::cerr << "wrong result: expected " << n << " complete orders, notional " << expected_total
-              << '\n';
+    fmt::print(stderr, "wrong result: expected {} complete orders, notional {}\n", n,
+               expected_total);
     return 1;
   }
 }

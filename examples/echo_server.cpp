@@ -12,6 +12,8 @@
 //                                                      "stats" stage (coroutine) ◀┘
 #include <rondo/rondo.hpp>
 
+#include <fmt/format.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
@@ -71,7 +73,7 @@ bool run_client(sockaddr_in addr, int conns, int rounds) {
   bool ok = true;
   for (int r = 0; r < rounds && ok; ++r) {
     for (int i = 0; i < conns && ok; ++i) {
-      const std::string msg = "hello " + std::to_string(i) + " #" + std::to_string(r);
+      const std::string msg = fmt::format("hello {} #{}", i, r);
       ok = ::send(fds[static_cast<std::size_t>(i)], msg.data(), msg.size(), 0) ==
            static_cast<ssize_t>(msg.size());
       std::string back(msg.size(), '\0');
@@ -170,9 +172,8 @@ int main() {
   for (const auto& [fd, b] : bytes_by_fd) total_bytes += b;
   const bool ok = client_result.load(std::memory_order_acquire) == 1 &&
                   messages >= static_cast<std::uint64_t>(conns * rounds);
-  std::printf("echo_server: %d connections x %d echoes checked by the client; the stats stage "
-              "saw %llu messages, %llu bytes; the loop's own timer ticked %d times: %s\n",
-              conns, rounds, static_cast<unsigned long long>(messages),
-              static_cast<unsigned long long>(total_bytes), ticks, ok ? "ok" : "FAILED");
+  fmt::print("echo_server: {} connections x {} echoes checked by the client; the stats stage "
+             "saw {} messages, {} bytes; the loop's own timer ticked {} times: {}\n",
+             conns, rounds, messages, total_bytes, ticks, ok ? "ok" : "FAILED");
   return ok ? 0 : 1;
 }

@@ -9,10 +9,12 @@
 //              └─▶ audit (polled by main)
 #include <rondo/rondo.hpp>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <iostream>
+#include <cstdio>
 #include <thread>
 
 struct sample {
@@ -73,13 +75,12 @@ int main() {
     expected_max = std::max(expected_max, value_of(i));
   }
   for (std::int64_t c : histogram) counted += c;
-  std::cout << "sum " << sum << ", max " << top << ", histogram[0..2] " << histogram[0] << ' '
-            << histogram[1] << ' ' << histogram[2] << " (total " << counted << ")\n";
-  std::cout << "audit polled " << audited << " events, " << bad << " bad, " << idle_polls
-            << " empty polls\n";
+  fmt::print("sum {}, max {}, histogram[0..2] {} {} {} (total {})\n", sum, top, histogram[0],
+             histogram[1], histogram[2], counted);
+  fmt::print("audit polled {} events, {} bad, {} empty polls\n", audited, bad, idle_polls);
   if (sum != expected_sum || top != expected_max || counted != n || audited != n || bad != 0) {
-    std::cerr << "wrong result: expected sum " << expected_sum << ", max " << expected_max << ", "
-              << n << " events everywhere\n";
+    fmt::print(stderr, "wrong result: expected sum {}, max {}, {} events everywhere\n",
+               expected_sum, expected_max, n);
     return 1;
   }
 }

@@ -8,8 +8,9 @@
 // Usage: rondo_example_journal [--direct]   (--direct: O_DIRECT into a pre-allocated file)
 #include <rondo/rondo.hpp>
 
+#include <fmt/format.h>
+
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -85,10 +86,9 @@ int main(int argc, char** argv) {
     std::memcpy(&t, bytes.data() + i * sizeof(trade), sizeof t);
     ok = t.id == i;
   }
-  std::printf("%s journal: %llu trades in %llu fdatasyncs (mean batch %.1f), settled %llu, "
-              "file verified: %s\n",
-              direct ? "O_DIRECT" : "buffered", static_cast<unsigned long long>(n),
-              static_cast<unsigned long long>(syncs), m[0].metrics.mean_batch(),
-              static_cast<unsigned long long>(settled), ok ? "every trade once, in order" : "NO");
+  fmt::print("{} journal: {} trades in {} fdatasyncs (mean batch {:.1f}), settled {}, "
+             "file verified: {}\n",
+             direct ? "O_DIRECT" : "buffered", n, syncs, m[0].metrics.mean_batch(), settled,
+             ok ? "every trade once, in order" : "NO");
   return ok ? 0 : 1;
 }

@@ -7,10 +7,11 @@
 //    the "audit" poller handles only part of the stream, so some events stay unprocessed.
 #include <rondo/rondo.hpp>
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdint>
-#include <iomanip>
-#include <iostream>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -62,39 +63,37 @@ int main() {
     for (auto& s : d.metrics()) {
       if (s.name == name) return s;
     }
-    throw std::invalid_argument("no stage " + std::string(name));
+    throw std::invalid_argument(fmt::format("no stage {}", name));
   };
   // Wait until the thread stages caught up, so the report below is exact.
   while (report_of("total").position < n - 1) {
     std::this_thread::sleep_for(std::chrono::microseconds{50});
   }
 
-  std::cout << std::left << std::setw(7) << "stage" << std::right << std::setw(9) << "position"
-            << std::setw(8) << "events" << std::setw(9) << "batches" << std::setw(11)
-            << "mean batch" << std::setw(7) << "waits" << std::setw(9) << "skipped\n";
+  // A table of its own rather than fmt::print("{:t}", d.metrics()): the poller's row says why
+  // it has no counters.
+  fmt::print("{:<7}{:>9}{:>8}{:>9}{:>11}{:>7}{:>8}\n", "stage", "position", "events", "batches",
+             "mean batch", "waits", "skipped");
   for (const auto& s : d.metrics()) {
     if (s.name == "audit") {  // a poller stage keeps no counters
-      std::cout << std::left << std::setw(7) << s.name << std::right << std::setw(9) << s.position
-                << "  (poller: no counters)\n";
+      fmt::print("{:<7}{:>9}  (poller: no counters)\n", s.name, s.position);
       continue;
     }
     const auto& m = s.metrics;
-    std::cout << std::left << std::setw(7) << s.name << std::right << std::setw(9) << s.position
-              << std::setw(8) << m.events << std::setw(9) << m.batches << std::setw(11)
-              << std::fixed << std::setprecision(1) << m.mean_batch() << std::setw(7) << m.waits
-              << std::setw(8) << m.errors_skipped << '\n';
+    fmt::print("{:<7}{:>9}{:>8}{:>9}{:>11.1f}{:>7}{:>8}\n", s.name, s.position, m.events,
+               m.batches, m.mean_batch(), m.waits, m.errors_skipped);
   }
 
   const rondo::close_report report = d.close();
-  std::cout << "close(): " << report.published << " published, " << report.unprocessed
-            << " not processed by every stage\n";
+  fmt::print("close(): {} published, {} not processed by every stage\n", report.published,
+             report.unprocessed);
 
   const rondo::stage_metrics_snapshot parse = report_of("parse").metrics;
   const std::int64_t errors = n / 100, expected_total = n * (n - 1) - 2 * (99 + 999) * errors / 2;
   if (parse.events != n || parse.errors_skipped != errors || good != n - errors ||
       total != expected_total || report.published != n || report.unprocessed != n - audit_only) {
-    std::cerr << "wrong result: expected " << errors << " skipped errors, total " << expected_total
-              << ", " << n - audit_only << " unprocessed\n";
+    fmt::print(stderr, "wrong result: expected {} skipped errors, total {}, {} unprocessed\n",
+               errors, expected_total, n - audit_only);
     return 1;
   }
 }

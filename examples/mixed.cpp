@@ -10,11 +10,12 @@
 //                         └▶ stats (pull loop)
 #include <rondo/rondo.hpp>
 
+#include <fmt/format.h>
+
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdint>
-#include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
@@ -111,17 +112,14 @@ int main() {
   const std::uint64_t journalled = j.size();
   ::unlink(path.c_str());
 
-  std::printf("mixed: %llu readings through 6 stages on 2 threads\n",
-              static_cast<unsigned long long>(n));
+  fmt::print("mixed: {} readings through 6 stages on 2 threads\n", n);
   for (const auto& s : d.metrics()) {
-    std::printf("  %-8s events %8llu  mean batch %7.1f  suspensions %llu\n", s.name.c_str(),
-                static_cast<unsigned long long>(s.metrics.events), s.metrics.mean_batch(),
-                static_cast<unsigned long long>(s.metrics.suspensions));
+    fmt::print("  {:<8} events {:>8}  mean batch {:>7.1f}  suspensions {}\n", s.name,
+               s.metrics.events, s.metrics.mean_batch(), s.metrics.suspensions);
   }
   const bool ok = published == n && audited == n && journalled == n * sizeof(reading) &&
                   mirrored_bytes == n * sizeof(reading);
-  std::printf("  journalled %llu bytes, mirrored %llu bytes: %s\n",
-              static_cast<unsigned long long>(journalled),
-              static_cast<unsigned long long>(mirrored_bytes), ok ? "ok" : "FAILED");
+  fmt::print("  journalled {} bytes, mirrored {} bytes: {}\n", journalled, mirrored_bytes,
+             ok ? "ok" : "FAILED");
   return ok ? 0 : 1;
 }

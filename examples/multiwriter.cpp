@@ -3,10 +3,12 @@
 // sees every event exactly once and each producer's events in the order they were published.
 #include <rondo/rondo.hpp>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <iostream>
+#include <cstdio>
 #include <thread>
 #include <vector>
 
@@ -54,13 +56,13 @@ int main() {
   bool ok = out_of_order == 0;
   for (int p = 0; p < producers; ++p) {
     const std::int64_t got = seen[static_cast<std::size_t>(p)];
-    std::cout << "producer " << p << ": " << got << " events\n";
+    fmt::print("producer {}: {} events\n", p, got);
     ok = ok && got == per_producer;
   }
   if (!ok) {
-    std::cerr << "wrong result: " << out_of_order << " events out of order, missing or repeated\n";
+    fmt::print(stderr, "wrong result: {} events out of order, missing or repeated\n", out_of_order);
     return 1;
   }
-  std::cout << "all " << d.metrics().front().position + 1
-            << " sequences seen exactly once, each producer's in order\n";
+  fmt::print("all {} sequences seen exactly once, each producer's in order\n",
+             d.metrics().front().position + 1);
 }

@@ -13,6 +13,8 @@
 //                                   [--rate ORDERS_PER_SECOND]   (0: as fast as possible)
 #include <rondo/rondo.hpp>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -92,7 +94,7 @@ rondo::wait_config parse_wait(const std::string& w) {
   if (w == "sleep") return rondo::sleeping{};
   if (w == "spin") return rondo::busy_spin{};
   if (w == "yield") return rondo::yielding{};
-  throw std::invalid_argument("--wait " + w + ": expected yield, block, sleep or spin");
+  throw std::invalid_argument(fmt::format("--wait {}: expected yield, block, sleep or spin", w));
 }
 
 }  // namespace
@@ -105,17 +107,17 @@ int main(int argc, char** argv) try {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
-      std::puts("usage: rondo_example_order_flow [--seconds S] [--wait yield|block|sleep|spin] "
-                "[--capacity N] [--rate ORDERS_PER_SECOND (0: unlimited)]");
+      fmt::print("usage: rondo_example_order_flow [--seconds S] [--wait yield|block|sleep|spin] "
+                 "[--capacity N] [--rate ORDERS_PER_SECOND (0: unlimited)]\n");
       return 0;
     }
-    if (i + 1 >= argc) throw std::invalid_argument(a + ": missing value");
+    if (i + 1 >= argc) throw std::invalid_argument(fmt::format("{}: missing value", a));
     const std::string v = argv[++i];
     if (a == "--seconds") seconds = std::stod(v);
     else if (a == "--wait") wait = v;
     else if (a == "--capacity") capacity = std::stoll(v);
     else if (a == "--rate") rate = std::stod(v);
-    else throw std::invalid_argument("unknown option " + a + " (try --help)");
+    else throw std::invalid_argument(fmt::format("unknown option {} (try --help)", a));
   }
 
   book bk;
@@ -190,8 +192,7 @@ int main(int argc, char** argv) try {
   }
   for (int tick = 1; clock_type::now() - start < std::chrono::duration<double>(seconds); ++tick) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    std::printf("  %.1fs: %lld orders replied\n", 0.5 * tick,
-                static_cast<long long>(d.metrics("reply").position + 1));
+    fmt::print("  {:.1f}s: {} orders replied\n", 0.5 * tick, d.metrics("reply").position + 1);
   }
   // Relaxed: see the producers' loop.
   stop.store(true, std::memory_order_relaxed);
@@ -200,34 +201,26 @@ int main(int argc, char** argv) try {
   const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
 
   const std::int64_t total = sent[0] + sent[1];
-  std::printf("\norders: %lld in %.2f s = %.1f M orders/s (wait: %s, ring %lld, 2 producers, "
-              "5 stages, %u cores)\n",
-              static_cast<long long>(total), elapsed, static_cast<double>(total) / elapsed / 1e6,
-              wait.c_str(), static_cast<long long>(capacity), std::thread::hardware_concurrency());
-  std::printf("filled qty %lld, rejected %lld, journal flushes %lld\n",
-              static_cast<long long>(reply_fills), static_cast<long long>(rejected),
-              static_cast<long long>(journal_flushes));
-  std::printf("publish -> reply latency: p50 %lld ns, p90 %lld ns, p99 %lld ns, p99.9 %lld ns, "
-              "max %lld ns (bucket upper edges)\n",
-              static_cast<long long>(latency.percentile(0.5)),
-              static_cast<long long>(latency.percentile(0.9)),
-              static_cast<long long>(latency.percentile(0.99)),
-              static_cast<long long>(latency.percentile(0.999)), static_cast<long long>(latency.max));
-  std::printf("\n%-8s %12s %10s %10s %8s\n", "stage", "events", "batches", "mean batch", "waits");
-  for (const auto& r : d.metrics()) {
-    std::printf("%-8s %12lld %10lld %10.1f %8lld\n", r.name.c_str(),
-                static_cast<long long>(r.metrics.events), static_cast<long long>(r.metrics.batches),
-                r.metrics.mean_batch(), static_cast<long long>(r.metrics.waits));
-  }
+  fmt::print("\norders: {} in {:.2f} s = {:.1f} M orders/s (wait: {}, ring {}, 2 producers, "
+             "5 stages, {} cores)\n",
+             total, elapsed, static_cast<double>(total) / elapsed / 1e6, wait, capacity,
+             std::thread::hardware_concurrency());
+  fmt::print("filled qty {}, rejected {}, journal flushes {}\n", reply_fills, rejected,
+             journal_flushes);
+  fmt::print("publish -> reply latency: p50 {} ns, p90 {} ns, p99 {} ns, p99.9 {} ns, max {} ns "
+             "(bucket upper edges)\n",
+             latency.percentile(0.5), latency.percentile(0.9), latency.percentile(0.99),
+             latency.percentile(0.999), latency.max);
+  // rondo/format.hpp's metrics table: a header row, one row per stage.
+  fmt::print("\n{:t}\n", d.metrics());
   bool ok = replies == total && bk.fills == reply_fills;
   for (const auto& r : d.metrics()) ok = ok && r.metrics.events == total && r.position == total - 1;
   if (!ok) {
-    std::fprintf(stderr, "FAILED: %lld orders sent, %lld replied\n", static_cast<long long>(total),
-                 static_cast<long long>(replies));
+    fmt::print(stderr, "FAILED: {} orders sent, {} replied\n", total, replies);
     return 1;
   }
-  std::puts("\nevery order went through every stage exactly once");
+  fmt::print("\nevery order went through every stage exactly once\n");
 } catch (const std::exception& e) {
-  std::fprintf(stderr, "order_flow: %s\n", e.what());
+  fmt::print(stderr, "order_flow: {}\n", e.what());
   return 2;
 }

@@ -22,6 +22,8 @@
 //          [--journal PATH] [--port P] [--threads T]                 (--help says more)
 #include <rondo/rondo.hpp>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -128,20 +130,17 @@ frame_check check_frame(std::span<const std::byte> in) {
   frame_check r;
   if (in.size() < sizeof(frame_header)) return r;
   const auto h = read_as<frame_header>(in.data());
-  char why[96] = "";
   if (h.magic != wire_magic) {
-    std::snprintf(why, sizeof why, "bad magic 0x%04x", unsigned{h.magic});
+    r.error = fmt::format("bad magic 0x{:04x}", unsigned{h.magic});
   } else if (h.type != static_cast<std::uint8_t>(msg_type::new_order)) {
-    std::snprintf(why, sizeof why, "unknown message type %u", unsigned{h.type});
+    r.error = fmt::format("unknown message type {}", unsigned{h.type});
   } else if (h.length > max_payload) {
-    std::snprintf(why, sizeof why, "oversized length %u (max %u)", h.length, max_payload);
+    r.error = fmt::format("oversized length {} (max {})", h.length, max_payload);
   } else if (h.length != sizeof(new_order_msg)) {
-    std::snprintf(why, sizeof why, "length %u is not a new_order's %zu", h.length,
-                  sizeof(new_order_msg));
+    r.error = fmt::format("length {} is not a new_order's {}", h.length, sizeof(new_order_msg));
   } else if (in.size() >= order_frame_size) {
     r.size = order_frame_size;
   }
-  if (why[0] != '\0') r.error = why;
   return r;
 }
 
@@ -248,12 +247,10 @@ void decode_order(order_event& ev, std::int64_t seq) {
 // ---- Latency histogram: 8 linear sub-buckets per power of two (each at most 12.5% wide) --------
 
 std::string human_ns(std::uint64_t ns) {
-  char s[32];
   const double v = static_cast<double>(ns);
-  if (ns < 1'000) std::snprintf(s, sizeof s, "%.0f ns", v);
-  else if (ns < 1'000'000) std::snprintf(s, sizeof s, "%.*f us", ns < 100'000 ? 1 : 0, v / 1e3);
-  else std::snprintf(s, sizeof s, "%.*f ms", ns < 100'000'000 ? 1 : 0, v / 1e6);
-  return s;
+  if (ns < 1'000) return fmt::format("{:.0f} ns", v);
+  if (ns < 1'000'000) return fmt::format("{:.{}f} us", v / 1e3, ns < 100'000 ? 1 : 0);
+  return fmt::format("{:.{}f} ms", v / 1e6, ns < 100'000'000 ? 1 : 0);
 }
 
 class latency_histogram {
@@ -278,10 +275,9 @@ class latency_histogram {
 
   // Percentiles, then a bar per power of two.
   void print(const char* title) const {
-    std::printf("%s: p50 %s, p90 %s, p99 %s, p99.9 %s, max %s\n", title,
-                human_ns(percentile(0.5)).c_str(), human_ns(percentile(0.9)).c_str(),
-                human_ns(percentile(0.99)).c_str(), human_ns(percentile(0.999)).c_str(),
-                human_ns(max_).c_str());
+    fmt::print("{}: p50 {}, p90 {}, p99 {}, p99.9 {}, max {}\n", title, human_ns(percentile(0.5)),
+               human_ns(percentile(0.9)), human_ns(percentile(0.99)), human_ns(percentile(0.999)),
+               human_ns(max_));
     std::array<std::int64_t, 64> per_power{};  // [2^p, 2^(p+1)) ns; 0 ns counts in p = 0
     for (std::size_t i = 0; i < counts_.size(); ++i) {
       const std::uint64_t low = i < 8 ? i : upper_edge(i - 1);
@@ -290,9 +286,9 @@ class latency_histogram {
     for (std::size_t p = 0; p < per_power.size(); ++p) {
       const double share = static_cast<double>(per_power[p]) / static_cast<double>(count_);
       if (share < 0.0005) continue;
-      std::printf("  %8s .. %-8s %6.2f%% %s\n", human_ns(std::uint64_t{1} << p).c_str(),
-                  human_ns(std::uint64_t{2} << p).c_str(), 100 * share,
-                  std::string(static_cast<std::size_t>(share * 50 + 0.5), '#').c_str());
+      fmt::print("  {:>8} .. {:<8} {:6.2f}% {}\n", human_ns(std::uint64_t{1} << p),
+                 human_ns(std::uint64_t{2} << p), 100 * share,
+                 std::string(static_cast<std::size_t>(share * 50 + 0.5), '#'));
     }
   }
 
@@ -356,8 +352,7 @@ void release_slot(connection_slot& slot) {
 void end_connection(server& srv, std::uint32_t index, const std::string& reason, bool bad_input) {
   connection_slot& slot = srv.slots[index];
   if (bad_input) {
-    std::printf("  [server] connection in slot %u (fd %d) closed: %s\n", index, slot.fd,
-                reason.c_str());
+    fmt::print("  [server] connection in slot {} (fd {}) closed: {}\n", index, slot.fd, reason);
     srv.bad_closed.fetch_add(1, std::memory_order_relaxed);  // statistic
   }
   ::shutdown(slot.fd, SHUT_RDWR);  // the peer sees the close now; a send in flight fails fast
@@ -380,8 +375,8 @@ rondo::task<> serve_connection(server& srv, std::uint32_t index) {
       const rondo::io_result r = co_await io.recv(slot.fd, std::span(buf).subspan(have))
                                      .cancel_on(srv.stop.get_token());
       if (r.res == 0 && have > 0) {
-        reason = "truncated frame: end of stream after " + std::to_string(have) + " of " +
-                 std::to_string(order_frame_size) + " bytes";
+        reason = fmt::format("truncated frame: end of stream after {} of {} bytes", have,
+                             order_frame_size);
         bad_input = true;
       } else if (r.res == 0) {
         reason = "closed by the peer";
@@ -433,7 +428,7 @@ rondo::task<> accept_connections(server& srv) {
         co_await io.accept(srv.listen_fd).cancel_on(srv.stop.get_token());
     if (r.cancelled()) break;
     if (!r.ok()) {
-      std::printf("  [server] accept failed: %s\n", r.error().message().c_str());
+      fmt::print("  [server] accept failed: {}\n", r.error().message());
       break;
     }
     set_nodelay(r.res);
@@ -441,7 +436,7 @@ rondo::task<> accept_connections(server& srv) {
       return s.state == slot_state::free;
     });
     if (it == srv.slots.end()) {
-      std::printf("  [server] connection refused: all %zu slots in use\n", srv.slots.size());
+      fmt::print("  [server] connection refused: all {} slots in use\n", srv.slots.size());
       ::close(r.res);
       continue;
     }
@@ -609,11 +604,11 @@ std::size_t take_acks(load_client& c, load_stats& stats, std::span<const std::by
       throw std::runtime_error("malformed ack");
     }
     if (a.client_order_id != c.acked + 1) {  // acks come in order, none missing
-      throw std::runtime_error("ack for order " + std::to_string(a.client_order_id) +
-                               ", expected " + std::to_string(c.acked + 1));
+      throw std::runtime_error(
+          fmt::format("ack for order {}, expected {}", a.client_order_id, c.acked + 1));
     }
     if ((a.status == rejected) != invalid_by_design(a.client_order_id)) {
-      throw std::runtime_error("wrong status in the ack of " + std::to_string(a.client_order_id));
+      throw std::runtime_error(fmt::format("wrong status in the ack of {}", a.client_order_id));
     }
     ++c.acked;
     c.rejected += a.status == rejected ? 1 : 0;
@@ -676,7 +671,7 @@ rondo::task<> pace_orders(load_client& c, const load_plan& plan) {
 
 rondo::task<> connect_client(load_client& c, const load_plan& plan) {
   c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (c.fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+  if (c.fd < 0) throw std::runtime_error(fmt::format("socket: {}", std::strerror(errno)));
   set_nodelay(c.fd);
   const auto* addr = reinterpret_cast<const sockaddr*>(&plan.server);
   (void)(co_await rondo::current_io_context().connect(c.fd, addr, sizeof plan.server)).value();
@@ -734,10 +729,10 @@ rondo::task<> run_bad_client(load_client& c, bad_kind kind, load_stats& stats,
     std::array<std::byte, 64> rest;
     const rondo::io_result end = co_await io.recv(c.fd, rest).timeout(5s);
     if (end.res != 0 && end.res != -ECONNRESET) {
-      throw std::runtime_error("the server did not hang up: " + std::to_string(end.res));
+      throw std::runtime_error(fmt::format("the server did not hang up: {}", end.res));
     }
   } catch (const std::exception& e) {
-    c.error = std::string("bad client: ") + e.what();
+    c.error = fmt::format("bad client: {}", e.what());
   }
   finish_client(c, stats);
 }
@@ -773,9 +768,9 @@ bool parse_options(int argc, char** argv, options& o) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") return false;
     if (std::find(known.begin(), known.end(), a) == known.end()) {
-      throw std::invalid_argument("unknown option " + a + " (try --help)");
+      throw std::invalid_argument(fmt::format("unknown option {} (try --help)", a));
     }
-    if (i + 1 >= argc) throw std::invalid_argument(a + ": missing value");
+    if (i + 1 >= argc) throw std::invalid_argument(fmt::format("{}: missing value", a));
     const std::string v = argv[++i];
     if (a == "--seconds") o.seconds = std::stod(v);
     if (a == "--connections") o.connections = std::stoi(v);
@@ -805,8 +800,8 @@ int listen_on_loopback(int port, sockaddr_in& addr) {
   auto* sa = reinterpret_cast<sockaddr*>(&addr);
   if (fd < 0 || ::bind(fd, sa, sizeof addr) != 0 || ::listen(fd, 128) != 0 ||
       ::getsockname(fd, sa, &len) != 0) {
-    throw std::runtime_error("listen on 127.0.0.1:" + std::to_string(port) + ": " +
-                             std::strerror(errno));
+    throw std::runtime_error(
+        fmt::format("listen on 127.0.0.1:{}: {}", port, std::strerror(errno)));
   }
   return fd;
 }
@@ -825,7 +820,7 @@ bool wait_until(const std::function<bool()>& done, steady::time_point deadline) 
 std::string verify_journal(const std::string& path, std::int64_t published,
                            const std::deque<load_client>& clients) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return "cannot open " + path;
+  if (f == nullptr) return fmt::format("cannot open {}", path);
   std::map<std::uint32_t, std::uint64_t> last_id;  // per client
   std::vector<journal_record> chunk(4096);
   std::int64_t next = 0;
@@ -835,23 +830,21 @@ std::string verify_journal(const std::string& path, std::int64_t published,
     for (std::size_t i = 0; i < n && why.empty(); ++i, ++next) {
       std::uint64_t& last = last_id[chunk[i].client_id];
       if (chunk[i].sequence != next) {
-        why = "record " + std::to_string(next) + " has sequence " +
-              std::to_string(chunk[i].sequence);
+        why = fmt::format("record {} has sequence {}", next, chunk[i].sequence);
       } else if (chunk[i].client_order_id != last + 1) {
-        why = "client " + std::to_string(chunk[i].client_id) + ": order " +
-              std::to_string(chunk[i].client_order_id) + " after " + std::to_string(last);
+        why = fmt::format("client {}: order {} after {}", chunk[i].client_id,
+                          chunk[i].client_order_id, last);
       }
       last = chunk[i].client_order_id;
     }
   }
   std::fclose(f);
   if (why.empty() && next != published) {
-    why = std::to_string(next) + " records for " + std::to_string(published) + " orders";
+    why = fmt::format("{} records for {} orders", next, published);
   }
   for (const load_client& c : clients) {
     if (why.empty() && last_id[c.id] != c.acked) {
-      why = "client " + std::to_string(c.id) + ": " + std::to_string(c.acked) +
-            " orders acked, " + std::to_string(last_id[c.id]) + " journaled";
+      why = fmt::format("client {}: {} orders acked, {} journaled", c.id, c.acked, last_id[c.id]);
     }
   }
   return why;
@@ -859,23 +852,22 @@ std::string verify_journal(const std::string& path, std::int64_t published,
 
 void print_stage_metrics(const rondo::disruptor<order_event>& d, rondo::runtime& rt) {
   const std::vector<rondo::scheduler_ref> contexts = rt.schedulers();
-  std::printf("\n%-8s %3s %9s %8s %10s %8s %11s %8s %12s\n", "stage", "ctx", "events",
-              "batches", "mean batch", "waits", "suspensions", "resumes", "suspended ms");
+  // Not rondo/format.hpp's table ({:t}): this one has a ctx column, from the runtime.
+  fmt::print("\n{:<8} {:>3} {:>9} {:>8} {:>10} {:>8} {:>11} {:>8} {:>12}\n", "stage", "ctx",
+             "events", "batches", "mean batch", "waits", "suspensions", "resumes",
+             "suspended ms");
   for (const rondo::stage_report& r : d.metrics()) {
     const rondo::stage_metrics_snapshot& m = r.metrics;
     const auto ctx = static_cast<std::size_t>(
         std::find(contexts.begin(), contexts.end(), r.scheduler) - contexts.begin());
-    std::printf("%-8s %3zu %9lld %8lld %10.1f %8lld %11lld %8lld %12.1f\n", r.name.c_str(),
-                ctx, static_cast<long long>(m.events),
-                static_cast<long long>(m.batches), m.mean_batch(), static_cast<long long>(m.waits),
-                static_cast<long long>(m.suspensions), static_cast<long long>(m.resumes),
-                static_cast<double>(m.suspended_ns) / 1e6);
+    fmt::print("{:<8} {:3} {:9} {:8} {:10.1f} {:8} {:11} {:8} {:12.1f}\n", r.name, ctx, m.events,
+               m.batches, m.mean_batch(), m.waits, m.suspensions, m.resumes,
+               static_cast<double>(m.suspended_ns) / 1e6);
   }
   for (std::size_t i = 0; i < contexts.size(); ++i) {
     const rondo::park_lot& lot = *rt.context(i).parking();
-    std::printf("context %zu: %llu waits parked, %llu membarriers (one per sleep with waits parked)\n",
-                i, static_cast<unsigned long long>(lot.parks()),
-                static_cast<unsigned long long>(lot.sleep_fences()));
+    fmt::print("context {}: {} waits parked, {} membarriers (one per sleep with waits parked)\n",
+               i, lot.parks(), lot.sleep_fences());
   }
 }
 
@@ -884,12 +876,12 @@ void print_stage_metrics(const rondo::disruptor<order_event>& d, rondo::runtime&
 int main(int argc, char** argv) try {
   options opt;
   if (!parse_options(argc, argv, opt)) {
-    std::fputs(usage, stdout);
+    fmt::print("{}", usage);
     return 0;
   }
   const bool temporary_journal = opt.journal.empty();
   if (temporary_journal) {
-    opt.journal = "/tmp/rondo-order-server-" + std::to_string(::getpid()) + ".journal";
+    opt.journal = fmt::format("/tmp/rondo-order-server-{}.journal", ::getpid());
   }
   constexpr int bad_clients = 4;
 
@@ -943,13 +935,13 @@ int main(int argc, char** argv) try {
   // Relaxed: spawn() hands the task to context 0 through its queue, which orders this before it.
   srv.live_tasks.store(1, std::memory_order_relaxed);
   rt.spawn(accept_connections(srv), 0);
-  std::printf("order_server on 127.0.0.1:%u, journal %s, %u server threads\n",
-              static_cast<unsigned>(ntohs(addr.sin_port)), opt.journal.c_str(), opt.threads);
-  const std::string mode = opt.rate > 0 ? "open loop at " + std::to_string(std::lround(opt.rate)) +
-                                               " orders/s"
-                                         : "closed loop (8 orders in flight each)";
-  std::printf("load: %d connections + %d misbehaving, %s, for %.1f s\n", opt.connections,
-              bad_clients, mode.c_str(), opt.seconds);
+  fmt::print("order_server on 127.0.0.1:{}, journal {}, {} server threads\n",
+             unsigned{ntohs(addr.sin_port)}, opt.journal, opt.threads);
+  const std::string mode = opt.rate > 0
+                               ? fmt::format("open loop at {} orders/s", std::lround(opt.rate))
+                               : "closed loop (8 orders in flight each)";
+  fmt::print("load: {} connections + {} misbehaving, {}, for {:.1f} s\n", opt.connections,
+             bad_clients, mode, opt.seconds);
 
   // The load generator: good clients 1..N, bad clients 1001..1004 a third into the run.
   std::deque<load_client> clients;  // a deque: the clients' coroutines hold references
@@ -984,15 +976,15 @@ int main(int argc, char** argv) try {
   for (int tick = 1; !wait_until(all_finished, plan.start + tick * 1s); ++tick) {
     // Relaxed loads: statistics.
     const std::int64_t acks = stats.acks.load(std::memory_order_relaxed);
-    std::printf("  %2d s: %9lld acks (%6.1f k/s), %2d connections open, %lld closed for bad "
-                "input\n",
-                tick, static_cast<long long>(acks), static_cast<double>(acks - last_acks) / 1e3,
-                srv.open_connections.load(std::memory_order_relaxed),
-                static_cast<long long>(srv.bad_closed.load(std::memory_order_relaxed)));
+    fmt::print("  {:2} s: {:9} acks ({:6.1f} k/s), {:2} connections open, {} closed for bad "
+               "input\n",
+               tick, acks, static_cast<double>(acks - last_acks) / 1e3,
+               srv.open_connections.load(std::memory_order_relaxed),
+               srv.bad_closed.load(std::memory_order_relaxed));
     last_acks = acks;
     if (steady::now() > plan.end + 30s) {
       // Tasks still running use what an orderly exit would destroy.
-      std::fputs("FAILED: the load generator hangs\n", stderr);
+      fmt::print(stderr, "FAILED: the load generator hangs\n");
       std::_Exit(1);
     }
   }
@@ -1006,7 +998,7 @@ int main(int argc, char** argv) try {
   // Acquire: pairs with the release decrements at the end of the server's tasks.
   if (!wait_until([&] { return srv.live_tasks.load(std::memory_order_acquire) == 0; },
                   steady::now() + 10s)) {
-    std::fputs("FAILED: the server's connections do not end\n", stderr);
+    fmt::print(stderr, "FAILED: the server's connections do not end\n");
     std::_Exit(1);
   }
   d.drain();
@@ -1020,7 +1012,7 @@ int main(int argc, char** argv) try {
     acked += static_cast<std::int64_t>(c.acked);
     rejected_acks += static_cast<std::int64_t>(c.rejected);
     filled_in_acks += static_cast<std::int64_t>(c.filled);
-    if (!c.error.empty()) problems.push_back("client " + std::to_string(c.id) + ": " + c.error);
+    if (!c.error.empty()) problems.push_back(fmt::format("client {}: {}", c.id, c.error));
   }
   const std::int64_t published = d.metrics("reply").position + 1;
   const auto records = static_cast<std::int64_t>(journal.offset / sizeof(journal_record));
@@ -1030,48 +1022,47 @@ int main(int argc, char** argv) try {
   const std::int64_t bad_closed = srv.bad_closed.load(std::memory_order_relaxed);
   const std::int64_t dropped = srv.acks_dropped.load(std::memory_order_relaxed);
   const std::int64_t acks_sent = srv.acks_sent.load(std::memory_order_relaxed);
-  std::printf("\n%lld orders acked in %.2f s = %.1f k orders/s; %lld rejected (by design), "
-              "%lld trades, %lld orders resting\n",
-              static_cast<long long>(acked), elapsed, static_cast<double>(acked) / elapsed / 1e3,
-              static_cast<long long>(rejected_acks), static_cast<long long>(book.trades()),
-              static_cast<long long>(book.resting()));
+  fmt::print("\n{} orders acked in {:.2f} s = {:.1f} k orders/s; {} rejected (by design), "
+             "{} trades, {} orders resting\n",
+             acked, elapsed, static_cast<double>(acked) / elapsed / 1e3, rejected_acks,
+             book.trades(), book.resting());
   stats.round_trip.print("round trip (client send -> ack received)");
   srv.latency.print("in the server (frame received -> journaled, matched, ack ready)");
-  std::printf("journal: %lld records in %lld writev + fdatasync rounds (mean %.1f records, "
-              "fdatasync mean %s)\n",
-              static_cast<long long>(records), static_cast<long long>(journal.syncs),
-              static_cast<double>(records) / static_cast<double>(syncs),
-              human_ns(static_cast<std::uint64_t>(journal.sync_ns / syncs)).c_str());
-  std::printf("bad input: %lld connections closed (reasons logged above), %lld acks dropped\n",
-              static_cast<long long>(bad_closed), static_cast<long long>(dropped));
+  fmt::print("journal: {} records in {} writev + fdatasync rounds (mean {:.1f} records, "
+             "fdatasync mean {})\n",
+             records, journal.syncs, static_cast<double>(records) / static_cast<double>(syncs),
+             human_ns(static_cast<std::uint64_t>(journal.sync_ns / syncs)));
+  fmt::print("bad input: {} connections closed (reasons logged above), {} acks dropped\n",
+             bad_closed, dropped);
   print_stage_metrics(d, rt);
 
   // Checks.
   if (published != acked || acks_sent != acked) {
-    problems.push_back(std::to_string(published) + " orders published, " +
-                       std::to_string(acks_sent) + " acks sent, " + std::to_string(acked) +
-                       " received");
+    problems.push_back(fmt::format("{} orders published, {} acks sent, {} received", published,
+                                   acks_sent, acked));
   }
   if (bad_closed != bad_clients) problems.push_back("not every bad connection was closed");
   if (dropped != 0) problems.push_back("acks dropped");
   if (filled_in_acks != book.filled()) problems.push_back("the acks' fills differ from the book's");
   for (const rondo::stage_report& r : d.metrics()) {
-    if (r.metrics.events != published) problems.push_back("stage " + r.name + " missed orders");
+    if (r.metrics.events != published) {
+      problems.push_back(fmt::format("stage {} missed orders", r.name));
+    }
   }
   if (const std::string why = verify_journal(opt.journal, published, clients); why.empty()) {
-    std::printf("\njournal verified: %lld records in sequence order; every acked order of the "
-                "%zu clients is in it exactly once, in order\n",
-                static_cast<long long>(published), clients.size());
+    fmt::print("\njournal verified: {} records in sequence order; every acked order of the {} "
+               "clients is in it exactly once, in order\n",
+               published, clients.size());
   } else {
-    problems.push_back("journal: " + why);
+    problems.push_back(fmt::format("journal: {}", why));
   }
   if (temporary_journal) ::unlink(opt.journal.c_str());
   if (const std::size_t abandoned = rt.stop(); abandoned != 0) {
-    problems.push_back(std::to_string(abandoned) + " server tasks never finished");
+    problems.push_back(fmt::format("{} server tasks never finished", abandoned));
   }
-  for (const std::string& p : problems) std::fprintf(stderr, "FAILED: %s\n", p.c_str());
+  for (const std::string& p : problems) fmt::print(stderr, "FAILED: {}\n", p);
   return problems.empty() ? 0 : 1;
 } catch (const std::exception& e) {
-  std::fprintf(stderr, "order_server: %s\n", e.what());
+  fmt::print(stderr, "order_server: {}\n", e.what());
   return 2;
 }

@@ -5,6 +5,8 @@
 #include <rondo/detail/config.hpp>
 #include <rondo/io/io_context.hpp>
 
+#include <fmt/format.h>
+
 #include <liburing.h>
 
 #include <array>
@@ -61,7 +63,7 @@ std::uint64_t tagged(const void* p, std::uint64_t tag) noexcept {
            "Docker's default)";
   }
   throw std::system_error(err, std::system_category(),
-                          "rondo::io_context: io_uring_setup failed: " + why + hint);
+                          fmt::format("rondo::io_context: io_uring_setup failed: {}{}", why, hint));
 }
 
 
@@ -215,8 +217,8 @@ struct io_context::impl {
 
   explicit impl(io_options o) : opts(o) {
     if (o.entries < 2 || o.entries > 32768 || (o.entries & (o.entries - 1)) != 0) {
-      throw std::invalid_argument("io_options::entries " + std::to_string(o.entries) +
-                                  " must be a power of two in [2, 32768]");
+      throw std::invalid_argument(
+          fmt::format("io_options::entries {} must be a power of two in [2, 32768]", o.entries));
     }
     if (o.max_in_flight == 1) {
       throw std::invalid_argument(
@@ -224,8 +226,8 @@ struct io_context::impl {
           "(use 0 for no cap, or >= 2)");
     }
     if (o.idle_spin.count() < 0) {
-      throw std::invalid_argument("io_options::idle_spin " + std::to_string(o.idle_spin.count()) +
-                                  " us is negative");
+      throw std::invalid_argument(
+          fmt::format("io_options::idle_spin {} us is negative", o.idle_spin.count()));
     }
     io_uring_params accepted{};
     const int err = open_ring(setup_candidates(o.ring_setup), o.entries, ring, flags, accepted);
@@ -303,9 +305,10 @@ struct io_context::impl {
     (void)reap();
     if (in_flight != 0 || backlog_head != nullptr || orphans != nullptr) {
       throw std::logic_error(
-          "rondo::io_context::wait_handle(): first called with " + std::to_string(in_flight) +
-          " completion(s) still owed by a DEFER_TASKRUN ring, which a foreign loop cannot wait "
-          "on; call wait_handle() before starting I/O, so the ring can be replaced");
+          fmt::format("rondo::io_context::wait_handle(): first called with {} completion(s) "
+                      "still owed by a DEFER_TASKRUN ring, which a foreign loop cannot wait on; "
+                      "call wait_handle() before starting I/O, so the ring can be replaced",
+                      in_flight));
     }
     io_uring fresh{};
     unsigned fresh_flags = 0;
@@ -951,9 +954,10 @@ bool io_context::stopped() const noexcept {
 namespace {
 void check_owner(const io_context& c, const char* what) {
   if (std::this_thread::get_id() != c.owner()) {
-    throw std::logic_error(std::string("rondo::io_context::") + what +
-                           "() called from a thread that does not own the context (construct "
-                           "it on the thread that runs it)");
+    throw std::logic_error(fmt::format("rondo::io_context::{}() called from a thread that does "
+                                       "not own the context (construct it on the thread that "
+                                       "runs it)",
+                                       what));
   }
 }
 }  // namespace

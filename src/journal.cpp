@@ -3,6 +3,8 @@
 
 #include <rondo/io/journal.hpp>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
@@ -29,13 +31,13 @@ journal::journal(io_context& io, std::string path, journal_options opts)
     : io_(&io), path_(std::move(path)), opts_(opts) {
   if (opts_.direct) {
     if (opts_.preallocate == 0 || opts_.preallocate % block != 0) {
-      throw std::invalid_argument("journal_options::preallocate " +
-                                  std::to_string(opts_.preallocate) +
-                                  " must be a positive multiple of 4096");
+      throw std::invalid_argument(
+          fmt::format("journal_options::preallocate {} must be a positive multiple of 4096",
+                      opts_.preallocate));
     }
     if (opts_.staging < 2 * block || opts_.staging % block != 0) {
-      throw std::invalid_argument("journal_options::staging " + std::to_string(opts_.staging) +
-                                  " must be a multiple of 4096, at least 8192");
+      throw std::invalid_argument(fmt::format(
+          "journal_options::staging {} must be a multiple of 4096, at least 8192", opts_.staging));
     }
   }
   int flags = O_WRONLY | O_CREAT | O_CLOEXEC;
@@ -45,16 +47,18 @@ journal::journal(io_context& io, std::string path, journal_options opts)
   if (fd_ < 0) {
     const int e = errno;
     throw std::system_error(e, std::system_category(),
-                            std::string("rondo::journal: open(") + path_ + ")" +
-                                (opts_.direct && e == EINVAL
-                                     ? " (the file system refuses O_DIRECT: use buffered mode)"
-                                     : ""));
+                            fmt::format("rondo::journal: open({}){}", path_,
+                                        opts_.direct && e == EINVAL
+                                            ? " (the file system refuses O_DIRECT: use buffered "
+                                              "mode)"
+                                            : ""));
   }
   struct stat st {};
   if (::fstat(fd_, &st) != 0) {
     const int e = errno;
     ::close(fd_);
-    throw std::system_error(e, std::system_category(), "rondo::journal: fstat(" + path_ + ")");
+    throw std::system_error(e, std::system_category(),
+                            fmt::format("rondo::journal: fstat({})", path_));
   }
   size_ = static_cast<std::uint64_t>(st.st_size);
   if (!opts_.direct) return;
@@ -80,7 +84,8 @@ journal::journal(io_context& io, std::string path, journal_options opts)
       if (rfd >= 0) ::close(rfd);
       if (got != static_cast<ssize_t>(want)) {
         throw std::system_error(e, std::system_category(),
-                                "rondo::journal: reading the last block of " + path_);
+                                fmt::format("rondo::journal: reading the last block of {}",
+                                            path_));
       }
     }
   } catch (...) {
@@ -96,7 +101,7 @@ journal::~journal() {
 
 void journal::fail(const char* op, int res) const {
   throw std::system_error(-res, std::system_category(),
-                          std::string(op) + "(" + path_ + ")");
+                          fmt::format("{}({})", op, path_));
 }
 
 void journal::reserve_space(std::uint64_t end) {
@@ -109,9 +114,8 @@ void journal::reserve_space(std::uint64_t end) {
     if (r != 0) {
       const int e = errno;
       throw std::system_error(e, std::system_category(),
-                              "rondo::journal: fallocate(" + path_ + ", offset " +
-                                  std::to_string(from) + ", length " +
-                                  std::to_string(opts_.preallocate) + ")");
+                              fmt::format("rondo::journal: fallocate({}, offset {}, length {})",
+                                          path_, from, opts_.preallocate));
     }
     allocated_ = from + opts_.preallocate;
   }
@@ -119,8 +123,9 @@ void journal::reserve_space(std::uint64_t end) {
 
 task<> journal::append_durable(std::span<const ::iovec> records) {
   if (!failure_.empty()) {
-    throw std::runtime_error("rondo::journal(" + path_ + "): an earlier append failed (" +
-                             failure_ + "); the journal takes no more appends");
+    throw std::runtime_error(fmt::format(
+        "rondo::journal({}): an earlier append failed ({}); the journal takes no more appends",
+        path_, failure_));
   }
   try {
     if (opts_.direct) {

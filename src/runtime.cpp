@@ -2,6 +2,8 @@
 
 #include <rondo/io/runtime.hpp>
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -17,15 +19,15 @@ void pin_to(int cpu, std::size_t index) {
   cpu_set_t set;
   CPU_ZERO(&set);
   if (cpu >= CPU_SETSIZE) {
-    throw std::invalid_argument("rondo::runtime: cpu " + std::to_string(cpu) + " of thread " +
-                                std::to_string(index) + " is beyond CPU_SETSIZE");
+    throw std::invalid_argument(
+        fmt::format("rondo::runtime: cpu {} of thread {} is beyond CPU_SETSIZE", cpu, index));
   }
   CPU_SET(static_cast<unsigned>(cpu), &set);
   const int err = ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
   if (err != 0) {
     throw std::system_error(err, std::system_category(),
-                            "rondo::runtime: cannot pin thread " + std::to_string(index) +
-                                " to cpu " + std::to_string(cpu));
+                            fmt::format("rondo::runtime: cannot pin thread {} to cpu {}", index,
+                                        cpu));
   }
 }
 
@@ -36,7 +38,7 @@ runtime::runtime(runtime_options opts) {
   if (opts.threads == 0) throw std::invalid_argument("rondo::runtime: threads must be >= 1, got 0");
   for (int cpu : opts.cpus) {
     if (cpu < 0) {
-      throw std::invalid_argument("rondo::runtime: cpu " + std::to_string(cpu) + " is negative");
+      throw std::invalid_argument(fmt::format("rondo::runtime: cpu {} is negative", cpu));
     }
   }
   workers_.reserve(opts.threads);
@@ -103,6 +105,8 @@ runtime::~runtime() {
   try {
     (void)stop();
   } catch (const std::exception& e) {
+    // std::fprintf, not fmt::print: fmt reports a failed write by throwing, and this is a
+    // destructor.
     std::fprintf(stderr, "rondo::runtime: a spawned task failed: %s\n", e.what());
   } catch (...) {
     std::fprintf(stderr, "rondo::runtime: a spawned task failed\n");
@@ -111,8 +115,8 @@ runtime::~runtime() {
 
 io_context& runtime::context(std::size_t i) const {
   if (i >= workers_.size()) {
-    throw std::out_of_range("rondo::runtime::context(" + std::to_string(i) + "): the runtime has " +
-                            std::to_string(workers_.size()) + " contexts");
+    throw std::out_of_range(fmt::format("rondo::runtime::context({}): the runtime has {} contexts",
+                                        i, workers_.size()));
   }
   // Acquire: pairs with the release store on the worker thread. Never null once constructed
   // (the context lives until ~runtime, stopped or not).
@@ -133,9 +137,10 @@ void runtime::record_failure(std::exception_ptr e) noexcept {
 
 void runtime::check_not_worker(const char* what) const {
   if (this_thread_runtime == this) {
-    throw std::logic_error(std::string("rondo::runtime::") + what +
-                           "() called from one of the runtime's own threads (it would wait on "
-                           "itself)");
+    throw std::logic_error(fmt::format(
+        "rondo::runtime::{}() called from one of the runtime's own threads (it would wait on "
+        "itself)",
+        what));
   }
 }
 

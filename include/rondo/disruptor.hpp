@@ -39,6 +39,8 @@
 #include <rondo/dsl/coro_stage.hpp>
 #include <rondo/dsl/publisher.hpp>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -47,6 +49,7 @@
 #include <concepts>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -252,8 +255,8 @@ class disruptor {
     for (auto& r : st().metrics()) {
       if (r.name == name) return r;
     }
-    throw std::invalid_argument("disruptor::metrics(\"" + std::string(name) +
-                                "\"): no stage of that name");
+    throw std::invalid_argument(
+        fmt::format("disruptor::metrics(\"{}\"): no stage of that name", name));
   }
 
   [[nodiscard]] ring_buffer<T>& ring() { return st().ring; }
@@ -318,9 +321,9 @@ class disruptor {
     void check_not_stage_thread(const char* what) const {
       for (std::size_t i = 0; i < runners.size(); ++i) {
         if (runners[i]->runs_on_calling_thread()) {
-          throw std::logic_error(std::string("disruptor::") + what +
-                                 "() called from the thread of stage '" + names[i] +
-                                 "': it would wait for itself");
+          throw std::logic_error(fmt::format(
+              "disruptor::{}() called from the thread of stage '{}': it would wait for itself",
+              what, names[i]));
         }
       }
     }
@@ -457,6 +460,7 @@ class disruptor {
       } catch (const std::logic_error& e) {
         // Destroyed on one of its own stage threads: joining would wait for ever and not joining
         // would free what that thread is running on. Neither is acceptable; say so and stop.
+        // std::fprintf: fmt::print throws when the write fails, and this path must reach abort.
         std::fprintf(stderr, "rondo: %s\n", e.what());
         std::abort();
       } catch (...) {
@@ -469,13 +473,13 @@ class disruptor {
         if (names[i] != name) continue;
         auto* p = dynamic_cast<detail::poller_stage_runner<T>*>(runners[i].get());
         if (p == nullptr) {
-          throw std::invalid_argument("disruptor::poller(\"" + std::string(name) +
-                                      "\"): that stage is not a poller");
+          throw std::invalid_argument(
+              fmt::format("disruptor::poller(\"{}\"): that stage is not a poller", name));
         }
         return p->poller();
       }
-      throw std::invalid_argument("disruptor::poller(\"" + std::string(name) +
-                                  "\"): no stage of that name");
+      throw std::invalid_argument(
+          fmt::format("disruptor::poller(\"{}\"): no stage of that name", name));
     }
 
     std::vector<stage_report> metrics() const {
@@ -593,8 +597,8 @@ class disruptor<T>::builder {
     if (!specs_.empty()) specs_.back().pool_index.reset();
     if (specs_.empty()) throw std::logic_error("disruptor::builder::on(): add a stage() first");
     if (specs_.back().is_poller) {
-      throw std::logic_error("disruptor::builder::on(): '" + specs_.back().name +
-                             "' is a poller; its owner drives it");
+      throw std::logic_error(fmt::format(
+          "disruptor::builder::on(): '{}' is a poller; its owner drives it", specs_.back().name));
     }
     specs_.back().sched = s;
     return *this;
@@ -665,15 +669,15 @@ class disruptor<T>::builder {
     std::size_t round_robin = 0;
     for (std::size_t i = 0; i < specs_.size(); ++i) {
       if (specs_[i].name.empty()) {
-        throw std::invalid_argument("stage #" + std::to_string(i) + " has an empty name");
+        throw std::invalid_argument(fmt::format("stage #{} has an empty name", i));
       }
       if (specs_[i].pool_index) {
         const std::size_t k = *specs_[i].pool_index;
         if (k >= pool_.size()) {
-          throw std::invalid_argument("stage '" + specs_[i].name + "': .on(" + std::to_string(k) +
-                                      ") but the executor has " + std::to_string(pool_.size()) +
-                                      " schedulers" +
-                                      (pool_.empty() ? " (call .executor() first)" : ""));
+          throw std::invalid_argument(
+              fmt::format("stage '{}': .on({}) but the executor has {} schedulers{}",
+                          specs_[i].name, k, pool_.size(),
+                          pool_.empty() ? " (call .executor() first)" : ""));
         }
         specs_[i].sched = pool_[k];
       } else if (!specs_[i].sched && !specs_[i].is_poller && !pool_.empty()) {
@@ -686,12 +690,12 @@ class disruptor<T>::builder {
         }
       }
       if (specs_[i].needs_scheduler && !specs_[i].sched) {
-        throw std::invalid_argument("stage '" + specs_[i].name +
-                                    "' has a coroutine handler but no scheduler: call .on(s) "
-                                    "after .stage()");
+        throw std::invalid_argument(fmt::format(
+            "stage '{}' has a coroutine handler but no scheduler: call .on(s) after .stage()",
+            specs_[i].name));
       }
       if (!index.emplace(specs_[i].name, i).second) {
-        throw std::invalid_argument("duplicate stage name '" + specs_[i].name + "'");
+        throw std::invalid_argument(fmt::format("duplicate stage name '{}'", specs_[i].name));
       }
     }
     std::vector<std::vector<std::size_t>> deps(specs_.size());
@@ -699,8 +703,8 @@ class disruptor<T>::builder {
       for (const auto& d : specs_[i].deps) {
         auto it = index.find(d);
         if (it == index.end()) {
-          throw std::invalid_argument("stage '" + specs_[i].name + "' runs after unknown stage '" +
-                                      d + "'");
+          throw std::invalid_argument(
+              fmt::format("stage '{}' runs after unknown stage '{}'", specs_[i].name, d));
         }
         if (std::find(deps[i].begin(), deps[i].end(), it->second) == deps[i].end()) {
           deps[i].push_back(it->second);
@@ -782,9 +786,10 @@ class disruptor<T>::builder {
       if (marks[i] == mark::active) {
         std::string cycle;
         auto from = std::find(path.begin(), path.end(), i);
-        for (auto it = from; it != path.end(); ++it) cycle += specs_[*it].name + " -> ";
-        cycle += specs_[i].name;
-        throw std::invalid_argument("dependency cycle: " + cycle);
+        for (auto it = from; it != path.end(); ++it) {
+          fmt::format_to(std::back_inserter(cycle), "{} -> ", specs_[*it].name);
+        }
+        throw std::invalid_argument(fmt::format("dependency cycle: {}{}", cycle, specs_[i].name));
       }
       marks[i] = mark::active;
       path.push_back(i);

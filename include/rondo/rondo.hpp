@@ -15,6 +15,7 @@
 #include <rondo/core/stage_metrics.hpp>
 #include <rondo/core/wait_strategy.hpp>
 #include <rondo/disruptor.hpp>
+#include <rondo/format.hpp>
 #include <rondo/dsl/batch.hpp>
 #include <rondo/dsl/coro_stage.hpp>
 #include <rondo/dsl/entries.hpp>
@@ -26,6 +27,7 @@
 #include <rondo/coro/task.hpp>
 #include <rondo/coro/wait_operation.hpp>
 #include <rondo/coro/when_all.hpp>
+#include <rondo/io/format.hpp>
 #include <rondo/io/io_context.hpp>
 #include <rondo/io/journal.hpp>
 #include <rondo/io/runtime.hpp>

@@ -1,6 +1,8 @@
 #include <rondo/rondo.hpp>
 
-#include <cstdio>
+#include <fmt/format.h>
+
+#include <cstdint>
 #include <system_error>
 
 int main() {
@@ -15,13 +17,15 @@ int main() {
     d.publisher().publish_event([i](std::int64_t& v, std::int64_t) { v = i; });
   }
   d.drain();
-  std::printf("installed rondo works: sum = %lld\n", static_cast<long long>(sum));
+  // fmt comes with rondo::rondo (find_dependency in the package config): include path, link
+  // and rondo's formatters.
+  fmt::print("installed rondo works: sum = {}; {}\n", sum, d.metrics("sum"));
   // The compiled part (the io_uring executor) links and runs, where the host allows io_uring.
   try {
     rondo::io_context io;
-    std::printf("io_context up (setup flags 0x%x)\n", io.setup_flags());
+    fmt::print("io_context up (setup flags {:#x})\n", io.setup_flags());
   } catch (const std::system_error& e) {
-    std::printf("io_context unavailable here: %s\n", e.what());
+    fmt::print("io_context unavailable here: {}\n", e.what());
   }
   return sum == 5050 ? 0 : 1;
 }

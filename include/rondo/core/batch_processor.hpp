@@ -20,6 +20,8 @@
 #include <rondo/core/sequence_barrier.hpp>
 #include <rondo/core/stage_metrics.hpp>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -67,12 +69,12 @@ class batch_core {
         name_(std::move(name)),
         metrics_on_(metrics) {
     if (opts_.linger_below < 0) {
-      throw std::invalid_argument("stage '" + name_ + "': linger_below " +
-                                  std::to_string(opts_.linger_below) + " is negative");
+      throw std::invalid_argument(
+          fmt::format("stage '{}': linger_below {} is negative", name_, opts_.linger_below));
     }
     if (opts_.max_batch < 0) {
-      throw std::invalid_argument("stage '" + name_ + "': max_batch " +
-                                  std::to_string(opts_.max_batch) + " is negative");
+      throw std::invalid_argument(
+          fmt::format("stage '{}': max_batch {} is negative", name_, opts_.max_batch));
     }
   }
 

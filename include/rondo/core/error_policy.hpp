@@ -1,6 +1,8 @@
 #pragma once
 // What a stage does when its handler throws.
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -42,8 +44,8 @@ class error_policy {
   /// Throws std::invalid_argument for max_retries < 1.
   [[nodiscard]] static error_policy rewind(std::int64_t max_retries) {
     if (max_retries < 1) {
-      throw std::invalid_argument("error_policy::rewind(" + std::to_string(max_retries) +
-                                  "): the retry limit must be at least 1");
+      throw std::invalid_argument(fmt::format(
+          "error_policy::rewind({}): the retry limit must be at least 1", max_retries));
     }
     error_policy p{kind::rewind, {}};
     p.retries_ = max_retries;

@@ -1,6 +1,8 @@
 #pragma once
 // The error types a rondo user catches.
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <exception>
 #include <stdexcept>
@@ -40,7 +42,7 @@ class stage_error : public std::runtime_error {
       what = e.what();
     } catch (...) {
     }
-    return "stage '" + stage + "' failed at sequence " + std::to_string(seq) + ": " + what;
+    return fmt::format("stage '{}' failed at sequence {}: {}", stage, seq, what);
   }
 
   std::string stage_;

@@ -6,6 +6,8 @@
 
 #include <rondo/detail/config.hpp>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <bit>
 #include <concepts>
@@ -24,16 +26,15 @@ namespace detail {
 /// Throws std::invalid_argument unless capacity is a power of two in [1, 2^40].
 inline void validate_capacity(std::int64_t capacity) {
   if (capacity < 1) {
-    throw std::invalid_argument("ring capacity " + std::to_string(capacity) +
-                                " is not positive; it must be a power of two >= 1");
+    throw std::invalid_argument(fmt::format(
+        "ring capacity {} is not positive; it must be a power of two >= 1", capacity));
   }
   if (!std::has_single_bit(static_cast<std::uint64_t>(capacity))) {
-    throw std::invalid_argument("ring capacity " + std::to_string(capacity) +
-                                " is not a power of two");
+    throw std::invalid_argument(fmt::format("ring capacity {} is not a power of two", capacity));
   }
   if (capacity > (std::int64_t{1} << 40)) {
-    throw std::invalid_argument("ring capacity " + std::to_string(capacity) +
-                                " exceeds the maximum of 2^40 slots");
+    throw std::invalid_argument(
+        fmt::format("ring capacity {} exceeds the maximum of 2^40 slots", capacity));
   }
 }
 

@@ -26,6 +26,8 @@
 #include <rondo/detail/asymmetric_fence.hpp>
 #include <rondo/detail/config.hpp>
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <bit>
 #include <chrono>
@@ -192,8 +194,8 @@ class sequencer {
 
   [[noreturn]] [[gnu::cold]] [[gnu::noinline]] static void throw_bad_n(std::int64_t n,
                                                                       std::int64_t capacity) {
-    throw std::invalid_argument("reserve(" + std::to_string(n) + "): n must be in [1, " +
-                                std::to_string(capacity) + "] (the ring capacity)");
+    throw std::invalid_argument(
+        fmt::format("reserve({}): n must be in [1, {}] (the ring capacity)", n, capacity));
   }
 
   // Read-mostly configuration, shared by everybody.

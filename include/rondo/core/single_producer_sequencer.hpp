@@ -193,9 +193,10 @@ class single_producer_sequencer final : public sequencer {
   [[noreturn]] [[gnu::cold]] [[gnu::noinline]] void throw_open_claim() const {
     // Relaxed: the cursor's only writer is this thread.
     const std::int64_t published = cursor_.get_relaxed();
-    throw std::logic_error("single producer: reserve() while the claim of sequences [" +
-                           std::to_string(published + 1) + ", " + std::to_string(last_claimed()) +
-                           "] is still open; publish or drop it first");
+    throw std::logic_error(fmt::format(
+        "single producer: reserve() while the claim of sequences [{}, {}] is still open; "
+        "publish or drop it first",
+        published + 1, last_claimed()));
   }
 
   std::int64_t claim(std::int64_t hi) {

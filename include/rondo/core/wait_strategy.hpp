@@ -28,6 +28,8 @@
 #include <rondo/detail/eventcount.hpp>
 #include <rondo/detail/waiter_registry.hpp>
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -112,8 +114,8 @@ namespace detail {
 inline std::chrono::steady_clock::time_point deadline_after(std::chrono::nanoseconds timeout,
                                                           const char* what) {
   if (timeout.count() < 0) {
-    throw std::invalid_argument(std::string(what) + ": timeout " +
-                                std::to_string(timeout.count()) + " ns is negative");
+    throw std::invalid_argument(
+        fmt::format("{}: timeout {} ns is negative", what, timeout.count()));
   }
   const auto now = std::chrono::steady_clock::now();
   if (timeout > std::chrono::steady_clock::time_point::max() - now) {
@@ -143,12 +145,12 @@ class wait_strategy {
   /// Throws std::invalid_argument for a negative timeout or sleep.
   explicit wait_strategy(wait_config cfg = busy_spin{}) : cfg_(cfg) {
     if (timeout().count() < 0) {
-      throw std::invalid_argument("wait strategy timeout " + std::to_string(timeout().count()) +
-                                  " ns is negative (0 means no timeout)");
+      throw std::invalid_argument(fmt::format(
+          "wait strategy timeout {} ns is negative (0 means no timeout)", timeout().count()));
     }
     if (const auto* s = std::get_if<sleeping>(&cfg_); s != nullptr && s->sleep.count() < 0) {
-      throw std::invalid_argument("sleeping wait strategy: sleep " +
-                                  std::to_string(s->sleep.count()) + " ns is negative");
+      throw std::invalid_argument(
+          fmt::format("sleeping wait strategy: sleep {} ns is negative", s->sleep.count()));
     }
   }
   wait_strategy(const wait_strategy&) = delete;

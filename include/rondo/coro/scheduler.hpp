@@ -27,6 +27,8 @@
 #include <rondo/detail/config.hpp>
 #include <rondo/detail/eventcount.hpp>
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <chrono>
 #include <concepts>
@@ -310,8 +312,8 @@ class thread_scheduler {
  private:
   static std::chrono::nanoseconds checked_idle_spin(std::chrono::nanoseconds t) {
     if (t.count() < 0) {
-      throw std::invalid_argument("thread_scheduler: idle_spin " + std::to_string(t.count()) +
-                                  " ns is negative");
+      throw std::invalid_argument(
+          fmt::format("thread_scheduler: idle_spin {} ns is negative", t.count()));
     }
     return t;
   }

@@ -15,6 +15,8 @@
 #include <rondo/coro/barrier_wait.hpp>
 #include <rondo/dsl/entries.hpp>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -76,8 +78,8 @@ class batch {
   /// The event of sequence seq in [first(), last()]. Throws std::out_of_range otherwise.
   T& at_sequence(std::int64_t seq) const {
     if (seq < lo_ || seq > hi_) {
-      throw std::out_of_range("batch::at_sequence(" + std::to_string(seq) + "): outside [" +
-                              std::to_string(lo_) + ", " + std::to_string(hi_) + "]");
+      throw std::out_of_range(
+          fmt::format("batch::at_sequence({}): outside [{}, {}]", seq, lo_, hi_));
     }
     return (*ring_)[seq];
   }

@@ -36,6 +36,8 @@
 #include <rondo/coro/task.hpp>
 #include <rondo/dsl/batch.hpp>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <concepts>
@@ -107,9 +109,10 @@ class coro_stage_runner final : public stage_runner {
         core_(ring, std::move(handler), std::move(opts), std::move(name), metrics) {
     if constexpr (K != coro_kind::sync) {
       if (core_.options().errors.action() != error_policy::kind::halt && K == coro_kind::pull) {
-        throw std::invalid_argument("stage '" + core_.name() +
-                                    "': a pull-loop stage owns its loop; only error_policy::halt "
-                                    "applies (catch inside the loop to skip or retry)");
+        throw std::invalid_argument(
+            fmt::format("stage '{}': a pull-loop stage owns its loop; only error_policy::halt "
+                        "applies (catch inside the loop to skip or retry)",
+                        core_.name()));
       }
     }
   }
@@ -350,9 +353,10 @@ class coro_stage_runner final : public stage_runner {
       co_return;
     }
     if (!input_->ended()) {
-      failure = std::make_exception_ptr(std::logic_error(
-          "pull-loop stage '" + core_.name() +
-          "' returned before its input ended (loop until consumer::next() yields nothing)"));
+      failure = std::make_exception_ptr(std::logic_error(fmt::format(
+          "pull-loop stage '{}' returned before its input ended (loop until consumer::next() "
+          "yields nothing)",
+          core_.name())));
       failed_at = position_.get_relaxed() + 1;
       barrier_.alert();
     }

@@ -31,6 +31,8 @@
 #include <rondo/coro/scheduler.hpp>
 #include <rondo/coro/task.hpp>
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
@@ -123,7 +125,7 @@ struct io_result {
   /// The byte count (or new fd, or 0); throws std::system_error naming the operation and fd on
   /// failure: "read(fd 7): Bad file descriptor".
   std::size_t value() const {
-    if (res < 0) throw std::system_error(error(), std::string(op) + "(fd " + std::to_string(fd) + ")");
+    if (res < 0) throw std::system_error(error(), fmt::format("{}(fd {})", op, fd));
     return static_cast<std::size_t>(res);
   }
 };
