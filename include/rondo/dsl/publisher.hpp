@@ -25,6 +25,8 @@
 #include <rondo/coro/wait_operation.hpp>
 #include <rondo/dsl/entries.hpp>
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstddef>
 #include <coroutine>
@@ -74,8 +76,8 @@ class [[nodiscard]] claim {
   /// The slot of sequence seq in [first(), last()]. Throws std::out_of_range otherwise.
   T& at_sequence(std::int64_t seq) const {
     if (seq < lo_ || seq > hi_) {
-      throw std::out_of_range("claim::at_sequence(" + std::to_string(seq) + "): outside [" +
-                              std::to_string(lo_) + ", " + std::to_string(hi_) + "]");
+      throw std::out_of_range(
+          fmt::format("claim::at_sequence({}): outside [{}, {}]", seq, lo_, hi_));
     }
     return (*pub_->ring_)[seq];
   }
