@@ -232,11 +232,6 @@ struct summing_batch_stage {
   }
 };
 
-struct summing_ref {
-  summing_stage* inner;
-  void on_start() { inner->on_start(); }
-  void operator()(std::int64_t& ev, std::int64_t seq, bool eob) { (*inner)(ev, seq, eob); }
-};
 
 template <bool Async>
 void one_to_one_rondo_coroutine(benchmark::State& state) {
@@ -253,13 +248,16 @@ void one_to_one_rondo_coroutine(benchmark::State& state) {
   for (auto _ : state) {
     stage_output out;
     rondo::thread_scheduler exec;
-    summing_stage inner{&out, cpu_b, n - 1};
+    summing_stage inner{&out, cpu_b, n - 1};  // the async handler's state (it is copied per batch)
     auto b = rondo::disruptor<std::int64_t>::builder();
     b.capacity(capacity).wait(policy).metrics();
     if constexpr (Async) {
       b.stage("sum", summing_batch_stage{&inner}).on(exec);
     } else {
-      b.stage("sum", summing_ref{&inner}).on(exec);
+      // The same handler, by value, as the thread stage row (one_to_one_rondo_dsl): a handler
+      // reached through a pointer pays a store per event that the by-value one keeps in the
+      // runner (measured: 0.90x of the thread stage at batch 32 through a pointer).
+      b.stage("sum", summing_stage{&out, cpu_b, n - 1}).on(exec);
     }
     auto d = b.build();
     d.start();
