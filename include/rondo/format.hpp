@@ -268,12 +268,9 @@ struct fmt::formatter<std::vector<rondo::stage_report>> {
 
 /// `published 1000, unprocessed 10, failed stages 0`.
 template <>
-struct fmt::formatter<rondo::close_report> {
-  template <class ParseContext>
-  constexpr auto parse(ParseContext& ctx) -> decltype(ctx.begin()) {
-    rondo::detail::parse_letter_spec(ctx, "rondo::close_report", 0, "'{}' only");
-    return ctx.begin();
-  }
+struct fmt::formatter<rondo::close_report>
+    : rondo::detail::plain_formatter<fmt::formatter<rondo::close_report>> {
+  static constexpr std::string_view type_name = "rondo::close_report";
 
   template <class FormatContext>
   auto format(const rondo::close_report& r, FormatContext& ctx) const -> decltype(ctx.out()) {
@@ -284,12 +281,9 @@ struct fmt::formatter<rondo::close_report> {
 
 /// Its what(): `stage 'decode' failed at sequence 7: <the cause's what()>`.
 template <>
-struct fmt::formatter<rondo::stage_error> {
-  template <class ParseContext>
-  constexpr auto parse(ParseContext& ctx) -> decltype(ctx.begin()) {
-    rondo::detail::parse_letter_spec(ctx, "rondo::stage_error", 0, "'{}' only");
-    return ctx.begin();
-  }
+struct fmt::formatter<rondo::stage_error>
+    : rondo::detail::plain_formatter<fmt::formatter<rondo::stage_error>> {
+  static constexpr std::string_view type_name = "rondo::stage_error";
 
   template <class FormatContext>
   auto format(const rondo::stage_error& e, FormatContext& ctx) const -> decltype(ctx.out()) {
@@ -299,12 +293,9 @@ struct fmt::formatter<rondo::stage_error> {
 
 /// `available 41, ready`.
 template <>
-struct fmt::formatter<rondo::barrier_wait_result> {
-  template <class ParseContext>
-  constexpr auto parse(ParseContext& ctx) -> decltype(ctx.begin()) {
-    rondo::detail::parse_letter_spec(ctx, "rondo::barrier_wait_result", 0, "'{}' only");
-    return ctx.begin();
-  }
+struct fmt::formatter<rondo::barrier_wait_result>
+    : rondo::detail::plain_formatter<fmt::formatter<rondo::barrier_wait_result>> {
+  static constexpr std::string_view type_name = "rondo::barrier_wait_result";
 
   template <class FormatContext>
   auto format(const rondo::barrier_wait_result& r, FormatContext& ctx) const
@@ -315,12 +306,9 @@ struct fmt::formatter<rondo::barrier_wait_result> {
 
 /// `claim [5, 8], 4 slots` (its sequences, not its events; also once published or moved from).
 template <class T>
-struct fmt::formatter<rondo::claim<T>> {
-  template <class ParseContext>
-  constexpr auto parse(ParseContext& ctx) -> decltype(ctx.begin()) {
-    rondo::detail::parse_letter_spec(ctx, "rondo::claim", 0, "'{}' only");
-    return ctx.begin();
-  }
+struct fmt::formatter<rondo::claim<T>>
+    : rondo::detail::plain_formatter<fmt::formatter<rondo::claim<T>>> {
+  static constexpr std::string_view type_name = "rondo::claim";
 
   template <class FormatContext>
   auto format(const rondo::claim<T>& c, FormatContext& ctx) const -> decltype(ctx.out()) {
@@ -331,12 +319,9 @@ struct fmt::formatter<rondo::claim<T>> {
 
 /// `batch [5, 8], 4 events`; an empty batch prints `batch [5, 4], 0 events`.
 template <class T>
-struct fmt::formatter<rondo::batch<T>> {
-  template <class ParseContext>
-  constexpr auto parse(ParseContext& ctx) -> decltype(ctx.begin()) {
-    rondo::detail::parse_letter_spec(ctx, "rondo::batch", 0, "'{}' only");
-    return ctx.begin();
-  }
+struct fmt::formatter<rondo::batch<T>>
+    : rondo::detail::plain_formatter<fmt::formatter<rondo::batch<T>>> {
+  static constexpr std::string_view type_name = "rondo::batch";
 
   template <class FormatContext>
   auto format(const rondo::batch<T>& b, FormatContext& ctx) const -> decltype(ctx.out()) {
@@ -347,12 +332,9 @@ struct fmt::formatter<rondo::batch<T>> {
 
 /// A park lot's statistics: `parks 12, sleep fences 3`.
 template <>
-struct fmt::formatter<rondo::park_lot> {
-  template <class ParseContext>
-  constexpr auto parse(ParseContext& ctx) -> decltype(ctx.begin()) {
-    rondo::detail::parse_letter_spec(ctx, "rondo::park_lot", 0, "'{}' only");
-    return ctx.begin();
-  }
+struct fmt::formatter<rondo::park_lot>
+    : rondo::detail::plain_formatter<fmt::formatter<rondo::park_lot>> {
+  static constexpr std::string_view type_name = "rondo::park_lot";
 
   template <class FormatContext>
   auto format(const rondo::park_lot& lot, FormatContext& ctx) const -> decltype(ctx.out()) {

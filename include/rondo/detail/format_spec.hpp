@@ -34,4 +34,15 @@ constexpr bool parse_letter_spec(ParseContext& ctx, std::string_view type, char 
                             allowed);
 }
 
+/// Base of the formatters that take no spec ('{}' only): the parse they all share. Derived names
+/// its type for the error (`static constexpr std::string_view type_name`).
+template <class Derived>
+struct plain_formatter {
+  template <class ParseContext>
+  constexpr auto parse(ParseContext& ctx) -> decltype(ctx.begin()) {
+    parse_letter_spec(ctx, Derived::type_name, 0, "'{}' only");
+    return ctx.begin();
+  }
+};
+
 }  // namespace rondo::detail

@@ -35,12 +35,9 @@ namespace rondo::detail {
 /// `read(fd 7) = 128` when the operation succeeded; its error message otherwise, worded as the
 /// std::system_error that io_result::value() throws: `read(fd 7): Bad file descriptor`.
 template <>
-struct fmt::formatter<rondo::io_result> {
-  template <class ParseContext>
-  constexpr auto parse(ParseContext& ctx) -> decltype(ctx.begin()) {
-    rondo::detail::parse_letter_spec(ctx, "rondo::io_result", 0, "'{}' only");
-    return ctx.begin();
-  }
+struct fmt::formatter<rondo::io_result>
+    : rondo::detail::plain_formatter<fmt::formatter<rondo::io_result>> {
+  static constexpr std::string_view type_name = "rondo::io_result";
 
   template <class FormatContext>
   auto format(const rondo::io_result& r, FormatContext& ctx) const -> decltype(ctx.out()) {
@@ -51,12 +48,9 @@ struct fmt::formatter<rondo::io_result> {
 
 /// `msg_ring 5, eventfd 2`.
 template <>
-struct fmt::formatter<rondo::io_context::doorbell_counts> {
-  template <class ParseContext>
-  constexpr auto parse(ParseContext& ctx) -> decltype(ctx.begin()) {
-    rondo::detail::parse_letter_spec(ctx, "rondo::io_context::doorbell_counts", 0, "'{}' only");
-    return ctx.begin();
-  }
+struct fmt::formatter<rondo::io_context::doorbell_counts>
+    : rondo::detail::plain_formatter<fmt::formatter<rondo::io_context::doorbell_counts>> {
+  static constexpr std::string_view type_name = "rondo::io_context::doorbell_counts";
 
   template <class FormatContext>
   auto format(const rondo::io_context::doorbell_counts& d, FormatContext& ctx) const
