@@ -278,7 +278,7 @@ class batch_processor {
       if (core_.metrics_on()) core_.counters().add_batch(hi - next + 1);
       // Pairs with the acquire loads of downstream barriers and of the producers' gating check.
       position_.set(hi);
-      seqr.waits().signal(hi);
+      seqr.waits().signal_after(hi, position_);
       if (hi - next + 1 < opts.linger_below) {
         for (std::uint32_t i = 0; i < opts.linger_pauses; ++i) detail::cpu_relax();
       }

@@ -107,7 +107,7 @@ class single_producer_sequencer final : public sequencer {
     // Release: pairs with the acquire load in settle().
     claimed_.store(hi, std::memory_order_release);
     // Light side of the claim/close handshake; the heavy side is in sequencer::close().
-    detail::asymmetric_fence::light();
+    detail::asymmetric_fence::light(claimed_, closed_);
     if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
       abandon(next + 1, hi);
       return false;  // the slow path reports the close
@@ -131,7 +131,7 @@ class single_producer_sequencer final : public sequencer {
     // Release: pairs with the acquire load in settle().
     claimed_.store(hi, std::memory_order_release);
     // Light side of the claim/close handshake; the heavy side is in sequencer::close().
-    detail::asymmetric_fence::light();
+    detail::asymmetric_fence::light(claimed_, closed_);
     if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
       abandon(next + 1, hi);
       return claim_status::closed;
@@ -164,7 +164,7 @@ class single_producer_sequencer final : public sequencer {
     // Pairs with the acquire load in sequence_barrier::available(): the slot writes before
     // this store are visible to a handler that sees the new cursor.
     cursor_.set(hi);
-    waits_->signal_publish(hi);
+    waits_->signal_publish_after(hi, cursor_);
   }
 
   /// Gives the open claim [lo, hi] back without publishing it: the next reserve reuses the same
@@ -174,12 +174,16 @@ class single_producer_sequencer final : public sequencer {
     claimed_.store(lo - 1, std::memory_order_release);
   }
 
- private:
-  // The producer's own claim mark: relaxed, as only this thread writes it (other threads read
-  // it only as a hint for a waiter's target).
+  /// The last sequence claimed (the open claim's end, or the cursor when none is open). For
+  /// the producer's thread: the coroutine reserve reads its claim back from here instead of
+  /// carrying it through the coroutine frame.
   [[nodiscard]] std::int64_t last_claimed() const noexcept {
+    // Relaxed: only the producer writes claimed_; other threads read it only as a hint for a
+    // waiter's target.
     return claimed_.load(std::memory_order_relaxed);
   }
+
+ private:
 
   [[nodiscard]] bool has_capacity_cached(std::int64_t hi) const noexcept {
     return hi - capacity_ <= cached_gating_;
@@ -203,7 +207,7 @@ class single_producer_sequencer final : public sequencer {
     // Release: pairs with the acquire load in settle().
     claimed_.store(hi, std::memory_order_release);
     // Light side of the claim/close handshake; the heavy side is in sequencer::close().
-    detail::asymmetric_fence::light();
+    detail::asymmetric_fence::light(claimed_, closed_);
     if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
       give_back_and_throw(hi);
     }

@@ -66,6 +66,16 @@ class eventcount {
     if ((w & armed) != 0) [[unlikely]] wake_armed(w);
   }
 
+  /// As notify(), for a caller that already ran asymmetric_fence::light() over its store and
+  /// word().
+  [[gnu::always_inline]] void notify_fenced() noexcept {
+    // Relaxed: ordered by the waiter's membarrier; see the file comment.
+    const std::uint32_t w = word_.load(std::memory_order_relaxed);
+    if ((w & armed) != 0) [[unlikely]] wake_armed(w);
+  }
+  /// The word notify() loads (for asymmetric_fence::light(stored, loaded)).
+  [[nodiscard]] const std::atomic<std::uint32_t>& word() const noexcept { return word_; }
+
   /// Wakes every sleeper unconditionally (shutdown paths).
   void notify_all() noexcept {
     // A new epoch (the armed bit may stay: the value changed either way). Pairs with the RMW in

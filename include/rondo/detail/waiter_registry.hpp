@@ -136,6 +136,12 @@ class waiter_registry {
     wake_matching(false);
   }
 
+  /// The lowest announced target notify(v, kind) loads (for asymmetric_fence::light(stored,
+  /// loaded)).
+  [[nodiscard]] const std::atomic<std::int64_t>& min_target(advance_kind kind) const noexcept {
+    return min_target_[kind >> 1];
+  }
+
   /// Wakes everything linked (shutdown: waiters re-check their stop condition). Callers store
   /// their stop flag before calling; a waiter that links later sees it in its re-check (the lock
   /// orders both).

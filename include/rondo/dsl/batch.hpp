@@ -151,7 +151,7 @@ class consumer {
     if (metrics_ != nullptr) metrics_->add_batch(held_ - position_->get_relaxed());
     // Pairs with the acquire loads of downstream barriers and of the producers' gating check.
     position_->set(held_);
-    barrier_->source().waits().signal(held_);
+    barrier_->source().waits().signal_after(held_, *position_);
   }
 
   // Turns a finished wait into the batch handed out.

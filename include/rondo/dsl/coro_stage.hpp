@@ -279,7 +279,7 @@ class coro_stage_runner final : public stage_runner {
       if (m != nullptr) m->add_batch(hi - next + 1);
       // Pairs with the acquire loads of downstream barriers and of the producers' gating check.
       position_.set(hi);
-      seqr.waits().signal(hi);
+      seqr.waits().signal_after(hi, position_);
       next = hi + 1;
     }
   }

@@ -261,10 +261,13 @@ class [[nodiscard]] publisher_reserve_operation {
   /// sequence. Anything else validates n (std::invalid_argument, std::logic_error, thrown here,
   /// before any wait) and tries a full claim.
   [[nodiscard]] [[gnu::always_inline]] bool await_ready() {
-    if (pub_->single_ != nullptr && pub_->single_->try_claim_fast(n_, hi_)) [[likely]] {
-      status_ = claim_status::granted;
-      return true;
+    // The fast path writes nothing into the operation: the claim's end is the sequencer's
+    // claimed sequence, read back in await_resume (a single producer has one claim open).
+    if (pub_->single_ != nullptr) [[likely]] {
+      std::int64_t hi;
+      if (pub_->single_->try_claim_fast(n_, hi)) [[likely]] return true;
     }
+    path_ = path::polled;
     pub_->check_async(n_);
     return poll();
   }
@@ -273,14 +276,19 @@ class [[nodiscard]] publisher_reserve_operation {
   /// and there is no scheduler.
   bool await_suspend(std::coroutine_handle<> h) {
     if constexpr (Maybe) {
-      slow_.emplace(*this, args_.deadline, std::move(args_.stop));
+      ::new (static_cast<void*>(&slow_)) slow_wait(*this, args_.deadline, std::move(args_.stop));
     } else {
-      slow_.emplace(*this, clock::time_point::max(), std::stop_token{});
+      ::new (static_cast<void*>(&slow_)) slow_wait(*this, clock::time_point::max(), {});
     }
-    return slow_->await_suspend(h);
+    path_ = path::suspended;
+    return slow_.await_suspend(h);
   }
 
-  result_type await_resume() {
+  [[gnu::always_inline]] result_type await_resume() {
+    if (path_ == path::fast) [[likely]] {
+      const std::int64_t hi = pub_->single_->last_claimed();
+      return claim<T>(pub_, hi - n_ + 1, hi);
+    }
     if (status_ == claim_status::granted) return claim<T>(pub_, hi_ - n_ + 1, hi_);
     if (status_ == claim_status::closed) sequencer::throw_closed_error();
     if constexpr (Maybe) {
@@ -289,6 +297,10 @@ class [[nodiscard]] publisher_reserve_operation {
       // Without a stop token or deadline the wait ends only granted or closed.
       sequencer::throw_closed_error();
     }
+  }
+
+  ~publisher_reserve_operation() {
+    if (path_ == path::suspended) [[unlikely]] slow_.~slow_wait();
   }
 
  private:
@@ -334,12 +346,22 @@ class [[nodiscard]] publisher_reserve_operation {
   };
   struct no_args {};
 
+  // Which of the three ways the operation went; await_resume and the destructor read it.
+  enum class path : std::uint8_t {
+    fast,      // try_claim_fast granted: the claim's end is the sequencer's claimed sequence
+    polled,    // validated and tried: hi_ and status_ say how it went
+    suspended  // slow_ is alive and reports through hi_ and status_
+  };
+
   publisher<T>* pub_;
   std::int64_t n_;
-  std::int64_t hi_ = 0;
+  path path_ = path::fast;
   claim_status status_ = claim_status::full;
+  std::int64_t hi_;  // set by poll() before anything reads it
   [[no_unique_address]] std::conditional_t<Maybe, cancel_args, no_args> args_;
-  std::optional<slow_wait> slow_;
+  union {
+    slow_wait slow_;  // constructed by await_suspend only
+  };
 };
 
 /// The coroutine handle of a publisher: what a producer coroutine holds. Its reserve(n) is
