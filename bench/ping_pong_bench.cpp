@@ -23,6 +23,8 @@
 // into a pre-allocated array and sorted. Counters: p50_ns, p99_ns, p999_ns, mean_ns; items/s is
 // round trips per second (the percentiles are those of the last iteration; one is run).
 // Verification: every reply must carry the value just sent.
+// The coroutine rows also report one_way_p50_ns / one_way_p99_ns: from the tick before the
+// publish to the tick at which the woken stage's handler runs (the wake-up alone).
 // Targets (DESIGN.md 6): p50 <= 350 ns, p99 <= 600 ns.
 
 #include "bench_support.hpp"
@@ -94,6 +96,8 @@ class latency_recorder {
     ns_per_tick_ = secs_ * 1e9 / static_cast<double>(tick1 - tick0_);
     std::sort(samples_.begin(), samples_.end());
   }
+  // Nanoseconds per tick (after finish()).
+  [[nodiscard]] double ns_per_tick() const noexcept { return ns_per_tick_; }
   // The measured wall time in seconds (after finish()).
   [[nodiscard]] double seconds() const noexcept { return secs_; }
   void report(benchmark::State& state) const {
@@ -207,12 +211,15 @@ struct echo_stage {
   rondo::publisher<std::int64_t>* reply;
   int cpu;
   flag* ready;
+  // When set: the tick at which the stage saw round i (one-way latency, coroutine rows).
+  std::vector<std::uint64_t>* arrived = nullptr;
 
   void on_start() {
     (void)rondo_bench::pin_current_thread(cpu);
     ready->raise();
   }
   void operator()(std::int64_t& ev, std::int64_t, bool) {
+    if (arrived != nullptr) (*arrived)[static_cast<std::size_t>(ev)] = ticks();
     reply->publish_event([&](std::int64_t& out, std::int64_t) { out = ev; });
   }
 };
@@ -269,9 +276,16 @@ void ping_pong_rondo_coroutine(benchmark::State& state, std::uint32_t spins,
   const bool sleeps = spins == 0 && idle_spin.count() == 0;
   const std::int64_t warmup = sleeps ? 1'000 : warmup_rounds;
   const std::int64_t measured = sleeps ? 20'000 : measured_rounds;
+  // One way: the tick before the publish (pinger) and the tick at which the stage's handler
+  // runs (echo), on two CPUs; the TSC is invariant and synchronised across them on this host
+  // (the spin row's one-way p50 is half its round trip, which checks it).
+  std::vector<std::uint64_t> sent(static_cast<std::size_t>(warmup + measured));
+  std::vector<std::uint64_t> arrived(sent.size());
+  double one_way_p50_ns = 0;
+  double one_way_p99_ns = 0;
   latency_bench(
       state,
-      [spins, idle_spin](latency_recorder& rec, int cpu_b) {
+      [&, spins, idle_spin](latency_recorder& rec, int cpu_b) {
         flag ready;
         rondo::thread_scheduler exec{idle_spin};
         rondo::spin_then_suspend policy;
@@ -286,7 +300,7 @@ void ping_pong_rondo_coroutine(benchmark::State& state, std::uint32_t spins,
                         .capacity(capacity)
                         .wait(policy)
                         .metrics()
-                        .stage("echo", echo_stage{&pong.publisher(), cpu_b, &ready})
+                        .stage("echo", echo_stage{&pong.publisher(), cpu_b, &ready, &arrived})
                         .on(exec)
                         .build();
         pong.start();
@@ -297,6 +311,7 @@ void ping_pong_rondo_coroutine(benchmark::State& state, std::uint32_t spins,
         const bool ok = ping_rounds(
             rec,
             [&](std::int64_t i) {
+              sent[static_cast<std::size_t>(i)] = ticks();
               pub.publish_event([&](std::int64_t& ev, std::int64_t) { ev = i; });
             },
             [&](std::int64_t& got) {
@@ -311,9 +326,23 @@ void ping_pong_rondo_coroutine(benchmark::State& state, std::uint32_t spins,
         rec.finish();
         ping.drain();
         pong.drain();
+        std::vector<std::int64_t> one_way;
+        one_way.reserve(static_cast<std::size_t>(measured));
+        for (auto i = static_cast<std::size_t>(warmup); i < sent.size(); ++i) {
+          one_way.push_back(static_cast<std::int64_t>(arrived[i] - sent[i]));
+        }
+        std::sort(one_way.begin(), one_way.end());
+        auto at = [&](double q) {
+          const auto k = static_cast<std::size_t>(q * static_cast<double>(one_way.size() - 1));
+          return static_cast<double>(one_way[k]) * rec.ns_per_tick();
+        };
+        one_way_p50_ns = at(0.50);
+        one_way_p99_ns = at(0.99);
         return ok;
       },
       warmup, measured);
+  state.counters["one_way_p50_ns"] = one_way_p50_ns;
+  state.counters["one_way_p99_ns"] = one_way_p99_ns;
 }
 
 // ---------------------------------------------------------------------------------------------
