@@ -7,7 +7,8 @@
 #   bash bench/coroutine_rows.sh OLD/build/release build/release  # before / after, interleaved
 #
 # Rows: one_to_one (thread stage vs coroutine stage that parks, batch 1 and 32), reserve +
-# publish (thread vs co_await, with and without a stage parked elsewhere), ping-pong (echo stage
+# publish (thread, thread through references like the coroutine, co_await, with and without a
+# stage parked elsewhere), ping-pong with the one-way wake-up (echo stage
 # as a thread, a spinning coroutine, a parked coroutine whose executor polls, one whose executor
 # sleeps), the runtime pipeline with 3 and 6 stages under each placement, and the idle CPU of a
 # runtime with 6 parked stages, and the wake-up latency of a sleeping context beside a raw futex
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 rows=(
   "one_to_one_bench|one_to_one_rondo_(dsl/batch:(1|32)/events:[0-9]+/linger:0|coro_sync|coro_async)"
-  "reserve_publish_bench|reserve_publish_(publisher_claim|coroutine)"
+  "reserve_publish_bench|reserve_publish_(publisher_claim|thread_by_reference|coroutine)"
   "ping_pong_bench|ping_pong_(harness_atomics|rondo_dsl|rondo_coroutine)"
   "pipeline_bench|pipeline_rondo_runtime/batch:32/events:[0-9]+/stages:(3|6)/coro_producer:1/placement:[0-3]/ring:16384"
   "pipeline_bench|idle_parked_stages"
