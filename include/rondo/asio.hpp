@@ -72,6 +72,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -81,7 +82,9 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 #include <unistd.h>
@@ -163,7 +166,12 @@ class driver {
       throw std::system_error(errno, std::system_category(),
                               "rondo::asio_bridge::driver: dup(wait_handle())");
     }
-    handle_.emplace(ax, fd);
+    try {
+      handle_.emplace(ax, fd);  // registers it with Asio's reactor (epoll)
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
     state_ = std::make_shared<shared>();
     state_->self = this;
     registry_->set(this);
