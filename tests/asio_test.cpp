@@ -395,3 +395,61 @@ TEST_CASE("async operations without a driver fail with a clear message",
   gate.store(true, std::memory_order_release);
   d.drain();
 }
+
+TEST_CASE("async_drain with operations in flight: a waiting reservation is refused, every "
+          "published event is waited out",
+          "[asio][async_drain]") {
+  asio::io_context ax(1);
+  rondo::io_context io;
+  driver drv(ax, io);
+  std::atomic<bool> gate{false};
+  auto d = rondo::disruptor<event>::builder()
+               .capacity(4)
+               .producers(rondo::producer_type::multi)
+               .wait(rondo::spin_then_suspend{})
+               .stage("held",
+                      [&](event&, std::int64_t, bool) {
+                        // Acquire: pairs with the release store below.
+                        while (!gate.load(std::memory_order_acquire)) std::this_thread::yield();
+                      })
+               .build();
+  d.start();
+  rondo::coro_publisher<event> pub = d.coro_publisher();
+  // Four published events (the ring is full), each with a session-like wait on its position.
+  int positions_ok = 0;
+  int positions_done = 0;
+  for (int i = 0; i < 4; ++i) {
+    auto c = pub.try_reserve(1);
+    REQUIRE(c);
+    const std::int64_t seq = c->first();
+    c->publish();
+    async_wait_for_position(d, "held", seq, [&, seq](std::exception_ptr e, std::int64_t at) {
+      if (!e && at >= seq) ++positions_ok;
+      ++positions_done;
+    });
+  }
+  // A fifth reservation waits for room that the drain will never grant.
+  std::exception_ptr reserve_failure;
+  bool reserve_done = false;
+  async_reserve(pub, 1, [&](std::exception_ptr e, rondo::claim<event>) {
+    reserve_failure = e;
+    reserve_done = true;
+  });
+  std::exception_ptr drain_failure;
+  bool drained = false;
+  async_drain(d, [&](std::exception_ptr e) {
+    drain_failure = e;
+    drained = true;
+  });
+  // The drain closes the producers at its first try: the waiting reservation ends.
+  REQUIRE(run_until(ax, [&] { return reserve_done; }));
+  CHECK(is<rondo::closed>(reserve_failure));
+  CHECK_FALSE(drained);  // the stage is still held: the drain cannot finish
+  CHECK(positions_done == 0);
+  // Release: pairs with the acquire load in the stage.
+  gate.store(true, std::memory_order_release);
+  REQUIRE(run_until(ax, [&] { return drained && positions_done == 4; }));
+  INFO(what(drain_failure));
+  CHECK_FALSE(drain_failure);
+  CHECK(positions_ok == 4);
+}
