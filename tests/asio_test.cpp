@@ -129,6 +129,18 @@ TEST_CASE("driver: an I/O completion wakes it; io.stop() lets go and ax.run() re
   CHECK(slept);
   CHECK_FALSE(drv.attached());
   CHECK(drv.polls() <= 8);
+  // Let go means detached: a new driver may take the restarted context over.
+  io.restart();
+  ax.restart();
+  driver again(ax, io);
+  bool ran = false;
+  io.spawn([](rondo::io_context& ctx, bool& r) -> rondo::task<> {
+    r = true;
+    ctx.stop();
+    co_return;
+  }(io, ran));
+  ax.run();
+  CHECK(ran);
 }
 
 TEST_CASE("driver: a spawned task's failure leaves through ax.run(), and the driver goes on",

@@ -182,19 +182,20 @@ class driver {
   driver(const driver&) = delete;
   driver& operator=(const driver&) = delete;
 
-  /// Lets go (stop()) and detaches. Owner thread.
+  /// Lets go (stop()). Owner thread.
   ~driver() {
     stop();
-    registry_->set(nullptr);
     if (detail::thread_driver() == this) detail::thread_driver() = previous_thread_driver_;
   }
 
   /// Lets go of the rondo context: cancels the pending wait; pending and later handlers of
-  /// this driver do nothing. The rondo context keeps what it had (run it again, or attach a
-  /// new driver). Idempotent. Owner thread.
+  /// this driver do nothing, and the Asio context has no driver any more (operations started
+  /// from now on fail with std::logic_error; a new driver may attach). The rondo context keeps
+  /// what it had. Idempotent. Owner thread.
   void stop() noexcept {
     if (!attached_) return;
     attached_ = false;
+    if (registry_->get() == this) registry_->set(nullptr);
     state_->self = nullptr;  // handlers still queued in Asio find no driver and return
     if (waiting_) {
       waiting_ = false;
