@@ -61,6 +61,14 @@
 //                       from this run (they run first). epoll_waits: epoll_wait calls in the
 //                       whole run (warm-up and drain included), epoll_timeouts: of them, ended
 //                       by the timeout.
+//    echo_rondo_asio    the same coroutines on an io_context that a boost::asio::io_context
+//                       drives (rondo::asio_bridge::driver, rondo/asio.hpp): Asio's run() waits
+//                       on wait_handle() through a posix::stream_descriptor, the driver polls
+//                       on readiness. vs_foreign_epoll: its rate over echo_rondo_foreign_epoll's
+//                       from this run (the native embedding; the target is >= 1/1.1 =
+//                       0.909, i.e. a cost <= 1.1x), vs_run_sleeping as above. driver_polls,
+//                       driver_waits: the driver's poll() calls and handle waits in the run.
+//                       (Built when Boost's CMake package is found: RONDO_BENCH_ASIO.)
 //    msgs_per_s, and rondo/raw on the rondo rows (same-run ratio; the raw row runs first).
 //    Shutdown: the client closes its sockets, every server recv returns 0, the connection
 //    ends; the last one stops the context (or ends the raw loop) and the thread is joined.
@@ -98,6 +106,12 @@
 #include <rondo/disruptor.hpp>
 #include <rondo/io/io_context.hpp>
 #include <rondo/io/runtime.hpp>
+
+#if RONDO_BENCH_ASIO
+#include <rondo/asio.hpp>
+
+#include <boost/asio/io_context.hpp>
+#endif
 
 #include <benchmark/benchmark.h>
 #include <liburing.h>
@@ -584,6 +598,8 @@ struct echo_server_report {
   std::string error;
   std::int64_t epoll_waits = -1;  // the foreign-epoll server only
   std::int64_t epoll_timeouts = 0;
+  std::int64_t driver_polls = -1;  // the Asio-driven server only
+  std::int64_t driver_waits = 0;
 };
 
 // ---- The client: 16 sockets on one ring of its own, one message outstanding per socket.
@@ -863,6 +879,29 @@ void rondo_echo_server_epoll(int listen_fd, echo_server_report& rep) {
   }
 }
 
+#if RONDO_BENCH_ASIO
+// The same server on an io_context that an asio::io_context drives (rondo/asio.hpp): the
+// driver comes first (it calls wait_handle(), before any I/O); the last connection's stop()
+// makes it let go, and Asio's run() returns with nothing else to do.
+void rondo_echo_server_asio(int listen_fd, echo_server_report& rep) {
+  try {
+    boost::asio::io_context ax(1);
+    rondo::io_context io;
+    rondo::asio_bridge::driver drv(ax, io);
+    rondo_echo_state st;
+    st.io = &io;
+    st.live = echo_connections;
+    st.report = &rep;
+    rondo_echo_accept(st, listen_fd);
+    ax.run();
+    rep.driver_polls = static_cast<std::int64_t>(drv.polls());
+    rep.driver_waits = static_cast<std::int64_t>(drv.waits());
+  } catch (const std::exception& e) {
+    rep.error = e.what();
+  }
+}
+#endif
+
 // ---- The raw liburing server: the same loop, by hand.
 
 struct raw_conn {
@@ -986,6 +1025,10 @@ double echo_bench(benchmark::State& state, Server server) {
       state.counters["epoll_waits"] = static_cast<double>(srep.epoll_waits);
       state.counters["epoll_timeouts"] = static_cast<double>(srep.epoll_timeouts);
     }
+    if (srep.driver_polls >= 0) {
+      state.counters["driver_polls"] = static_cast<double>(srep.driver_polls);
+      state.counters["driver_waits"] = static_cast<double>(srep.driver_waits);
+    }
     state.SetItemsProcessed(crep.messages);
   }
   return rate;
@@ -1005,8 +1048,11 @@ void echo_rondo(benchmark::State& state, std::chrono::microseconds idle_spin) {
   (idle_spin.count() > 0 ? rondo_echo_polling_msgs_per_s : rondo_echo_sleeping_msgs_per_s) = rate;
 }
 
+double rondo_echo_foreign_epoll_msgs_per_s = 0;  // echo_rondo_foreign_epoll
+
 void echo_rondo_foreign_epoll(benchmark::State& state) {
   const double rate = echo_bench(state, rondo_echo_server_epoll);
+  rondo_echo_foreign_epoll_msgs_per_s = rate;
   if (rate > 0 && raw_echo_msgs_per_s > 0) {
     state.counters["rondo/raw"] = rate / raw_echo_msgs_per_s;
   }
@@ -1017,6 +1063,21 @@ void echo_rondo_foreign_epoll(benchmark::State& state) {
     state.counters["vs_run_sleeping"] = rate / rondo_echo_sleeping_msgs_per_s;
   }
 }
+
+#if RONDO_BENCH_ASIO
+void echo_rondo_asio(benchmark::State& state) {
+  const double rate = echo_bench(state, rondo_echo_server_asio);
+  if (rate > 0 && raw_echo_msgs_per_s > 0) {
+    state.counters["rondo/raw"] = rate / raw_echo_msgs_per_s;
+  }
+  if (rate > 0 && rondo_echo_foreign_epoll_msgs_per_s > 0) {
+    state.counters["vs_foreign_epoll"] = rate / rondo_echo_foreign_epoll_msgs_per_s;
+  }
+  if (rate > 0 && rondo_echo_sleeping_msgs_per_s > 0) {
+    state.counters["vs_run_sleeping"] = rate / rondo_echo_sleeping_msgs_per_s;
+  }
+}
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // 3. Journal throughput.
@@ -1427,6 +1488,9 @@ BENCHMARK(echo_raw_liburing)->Apply(once);
 BENCHMARK_CAPTURE(echo_rondo, polling, std::chrono::microseconds(50))->Apply(once);
 BENCHMARK_CAPTURE(echo_rondo, sleeping, std::chrono::microseconds(0))->Apply(once);
 BENCHMARK(echo_rondo_foreign_epoll)->Apply(once);
+#if RONDO_BENCH_ASIO
+BENCHMARK(echo_rondo_asio)->Apply(once);  // after echo_rondo_foreign_epoll: vs_foreign_epoll
+#endif
 BENCHMARK(journal_rondo)->Apply(once);
 BENCHMARK_CAPTURE(journal_raw_uring, replay, true)->Apply(once);
 BENCHMARK_CAPTURE(journal_raw_uring, steady, false)->Apply(once);

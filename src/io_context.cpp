@@ -198,6 +198,11 @@ struct io_context::impl {
   // poster may have rung meanwhile), so the next reap asks the kernel once even with nothing
   // in flight and such work never piles up on a busy context.
   bool doorbell_work = false;
+  // Owner-only: between a prepare_wait() that returned true and its finish_wait(). A foreign
+  // loop may run its own handlers on the owner thread meanwhile (Asio does: see
+  // rondo/asio.hpp), and a post() from one of them must wake that loop too: nobody else will
+  // poll the local queue before the loop's wait ends.
+  bool waiting_elsewhere = false;
   detail::intrusive_mpsc_queue remote;
   // The line posters write: `sleeping` (written by the owner only around its kernel sleep,
   // read by posters: Dekker with their push), their in-progress counts and the doorbell
@@ -888,6 +893,9 @@ io_context::~io_context() {
 void io_context::post(schedule_node& n) noexcept {
   if (std::this_thread::get_id() == owner_) {
     impl_->push_ready(n);
+    // A foreign loop's handler posting while the loop waits on wait_handle(): make the handle
+    // readable, or the node would sit in the local queue until some other wake-up.
+    if (impl_->waiting_elsewhere) [[unlikely]] impl_->ring_doorbell();
     return;
   }
   // Once pushed, the node may run and its coroutine may stop and destroy this context before
@@ -1077,10 +1085,12 @@ bool io_context::prepare_wait() {
   // As in wait_for_work(): either a poster sees `sleeping` and rings, or we see its node; the
   // parked waits are announced and re-checked the same way. A poster that rang while we called
   // it off left a doorbell read that the next prepare_wait()'s io_uring_get_events collects.
-  return impl_->announce_sleep(asleep_elsewhere);
+  impl_->waiting_elsewhere = impl_->announce_sleep(asleep_elsewhere);
+  return impl_->waiting_elsewhere;
 }
 
 void io_context::finish_wait() noexcept {
+  impl_->waiting_elsewhere = false;
   // Relaxed: only the owner reads its own flag back; posters re-check after their push.
   impl_->sleeping.store(awake, std::memory_order_relaxed);
   impl_->lot.finish_sleep();

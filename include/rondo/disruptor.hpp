@@ -259,6 +259,19 @@ class disruptor {
         fmt::format("disruptor::metrics(\"{}\"): no stage of that name", name));
   }
 
+  /// The position of the stage registered under `name`: the last sequence it has finished
+  /// (initial_sequence before any). Read it with get() (acquire: the stage's work on the events
+  /// up to it is visible). For waits outside the stages (rondo/asio.hpp's
+  /// async_wait_for_position). Throws std::invalid_argument for an unknown name.
+  [[nodiscard]] const sequence& stage_position(std::string_view name) const {
+    return st().runner(name, "stage_position").position();
+  }
+  /// The barrier that stage waits on: its should_stop(s) tells a waiter that the stage will not
+  /// go on to s (past the drain limit, closed or halted). Throws as stage_position().
+  [[nodiscard]] const sequence_barrier& stage_barrier(std::string_view name) const {
+    return st().runner(name, "stage_barrier").barrier();
+  }
+
   [[nodiscard]] ring_buffer<T>& ring() { return st().ring; }
   [[nodiscard]] const sequencer& sequencer_of() const { return *st().seqr; }
 
@@ -480,6 +493,14 @@ class disruptor {
       }
       throw std::invalid_argument(
           fmt::format("disruptor::poller(\"{}\"): no stage of that name", name));
+    }
+
+    detail::stage_runner& runner(std::string_view name, const char* what) const {
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        if (names[i] == name) return *runners[i];
+      }
+      throw std::invalid_argument(
+          fmt::format("disruptor::{}(\"{}\"): no stage of that name", what, name));
     }
 
     std::vector<stage_report> metrics() const {

@@ -56,6 +56,9 @@ class [[nodiscard]] claim {
   using entry = sequenced<T>;
   using iterator = detail::slot_iterator<T, true>;
 
+  /// An empty claim, as a moved-from one (is_open() false, size() 0): what an Asio completion
+  /// (rondo/asio.hpp) carries beside an error.
+  claim() noexcept : pub_(nullptr), lo_(0), hi_(-1) {}
   claim(claim&& o) noexcept : pub_(std::exchange(o.pub_, nullptr)), lo_(o.lo_), hi_(o.hi_) {}
   claim& operator=(claim&& o) noexcept {
     if (this != &o) {

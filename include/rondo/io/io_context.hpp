@@ -455,7 +455,9 @@ class io_context {
   [[nodiscard]] int wait_handle();
   /// Announces that the owner is about to block outside the context (epoll on
   /// wait_handle()): from now on a post() from another thread rings the doorbell, which makes
-  /// wait_handle() readable. Returns false (and announces nothing) when work is already
+  /// wait_handle() readable — and so does a post() (or spawn()) from the owner thread itself,
+  /// made by the foreign loop's own handlers before finish_wait() (Asio runs its handlers
+  /// there: rondo/asio.hpp). Returns false (and announces nothing) when work is already
   /// waiting: call poll() instead of blocking. Every true must be followed by finish_wait().
   [[nodiscard]] bool prepare_wait();
   /// Ends what prepare_wait() announced.
