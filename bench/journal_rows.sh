@@ -12,7 +12,7 @@ cmake --build --preset release --target journal_bench >/dev/null
 out=build/release/bench-results
 mkdir -p "$out"
 ./build/release/bench/journal_bench --benchmark_repetitions="$reps" \
-  --benchmark_enable_random_interleaving=true --benchmark_min_time="${min_time}s" \
+  --benchmark_enable_random_interleaving=true --benchmark_min_time="${min_time}" \
   --benchmark_report_aggregates_only=true --benchmark_format=console \
   --benchmark_out="$out/journal.json" --benchmark_out_format=json >/dev/null
 python3 - "$out/journal.json" <<'PY'

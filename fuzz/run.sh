@@ -31,7 +31,7 @@ for bin in build/fuzz/fuzz/*_fuzz; do
     >build/fuzz/"$name".log 2>&1
   rc=$?
   set -e
-  grep -E "^#[0-9]+ *(INITED|DONE)|stat::number_of_executed_units|stat::peak_rss_mb" \
+  grep -E "^#[0-9]+[[:space:]]+(INITED|DONE)|stat::number_of_executed_units|stat::peak_rss_mb" \
     build/fuzz/"$name".log || true
   if [ "$rc" -ne 0 ]; then
     tail -n 60 build/fuzz/"$name".log
