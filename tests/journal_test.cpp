@@ -431,6 +431,11 @@ TEST_CASE("journal: flipped bits are detected; in the middle they are an error, 
     CHECK(rep.next_sequence == 5);
     CHECK(rep.bytes_dropped == full.size() - offs[5]);
     CHECK_THAT(rep.why, Catch::Contains("CRC32C mismatch"));
+    CHECK_THAT(fmt::format("{}", rep),
+               Catch::EndsWith(fmt::format(
+                   "1 segment, 5 records verified, sequences [0, 4], next 5, dropped {} bytes and "
+                   "0 segments: torn tail in {} at offset {}, sequence 5: CRC32C mismatch",
+                   full.size() - offs[5], seg(dir, 0), offs[5])));
   }
 }
 
