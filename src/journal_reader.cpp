@@ -402,6 +402,9 @@ journal_reader::journal_reader(std::string dir, std::int64_t from)
     if (segments_[i].first <= from_) index_ = i;
   }
   done_ = segments_.empty();
+  // Before the first load (and if that segment turns out headerless), the sequence expected
+  // next is the one its name gives.
+  if (!done_) expect_ = segments_[index_].first;
 }
 
 bool journal_reader::load(std::size_t index) {

@@ -120,6 +120,12 @@ TEST_CASE("rondo-journal: verify, dump, tail, usage", "[io][journal][tool]") {
                         Catch::Contains("sequence 0"));
   CHECK(tool("dump " + dir).code == 1);
   CHECK(tool("verify " + root + "/missing").code == 1);
+  // tail after a crash while rolling (a last segment without its header): the records before it.
+  {
+    std::ofstream(dir + "/" + rondo::journal_format::segment_name(121));
+    const auto tl = tool("tail " + dir + " -n 1");
+    CHECK_THAT(tl.out, Catch::StartsWith("120 6 a\\x0ab"));
+  }
   std::filesystem::remove_all(root);
 }
 
