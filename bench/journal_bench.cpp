@@ -286,10 +286,16 @@ void args(benchmark::internal::Benchmark* b) {
   b->Arg(16)->Arg(64)->Arg(256)->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 
-BENCHMARK_CAPTURE(journal_append_raw, buffered, false)->Name("journal_append/raw/buffered")->Apply(args);
-BENCHMARK_CAPTURE(journal_append_framed, buffered, false)->Name("journal_append/framed/buffered")->Apply(args);
+BENCHMARK_CAPTURE(journal_append_raw, buffered, false)
+    ->Name("journal_append/raw/buffered")
+    ->Apply(args);
+BENCHMARK_CAPTURE(journal_append_framed, buffered, false)
+    ->Name("journal_append/framed/buffered")
+    ->Apply(args);
 BENCHMARK(journal_append_framed_writev)->Name("journal_append/framed_writev/buffered")->Apply(args);
 BENCHMARK_CAPTURE(journal_append_raw, direct, true)->Name("journal_append/raw/direct")->Apply(args);
-BENCHMARK_CAPTURE(journal_append_framed, direct, true)->Name("journal_append/framed/direct")->Apply(args);
+BENCHMARK_CAPTURE(journal_append_framed, direct, true)
+    ->Name("journal_append/framed/direct")
+    ->Apply(args);
 
 }  // namespace

@@ -40,8 +40,8 @@ namespace {
 const std::string& scratch_dir() {
   static const std::string* dir = [] {
     const char* base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
-    auto* d = new std::string(std::string(base) + "/rondo-journal-fuzz-" +
-                              std::to_string(::getpid()));
+    auto* d =
+        new std::string(std::string(base) + "/rondo-journal-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(*d);
     std::atexit([] {
       std::error_code ec;
@@ -136,8 +136,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto again = rondo::verify_journal(dir);
   if (!again.clean()) broken("verify after recovery is not clean");
   // (With every segment dropped the directory is empty, and its numbering is the opener's.)
-  if (again.segments > 0 && (again.next_sequence != rep.next_sequence ||
-                             again.first_sequence != rep.first_sequence)) {
+  if (again.segments > 0 &&
+      (again.next_sequence != rep.next_sequence || again.first_sequence != rep.first_sequence)) {
     broken("verify after recovery disagrees with the recovery");
   }
   std::vector<rec> after;
