@@ -594,6 +594,33 @@ TEST_CASE("journal: errors name the path, the value and the errno",
   CHECK_THROWS_WITH(rondo::journal(io, s.dir(), o), Catch::Contains("first_sequence -1"));
   rondo::journal j(io, s.dir());
   CHECK_THROWS_WITH(rondo::journal(io, s.dir()), Catch::Contains("flock(" + s.dir()));
+  // A record over the limit is refused before anything is written; the journal goes on.
+  const std::vector<::iovec> huge{{nullptr, rondo::journal_format::max_payload + 1}};
+  CHECK_THROWS_WITH(run(io, j.append_durable(huge)), Catch::Contains("over the limit"));
+  CHECK(j.failure().empty());
+  append(io, j, 1);
+  // Two appends at once (one journal stage is one coroutine): the second is refused.
+  std::string rec = "x";
+  const std::vector<::iovec> one{{rec.data(), rec.size()}};
+  int done = 0;
+  std::string second_error;
+  auto first = [&]() -> detached {
+    co_await j.append_durable(one);
+    ++done;
+  };
+  auto second = [&]() -> detached {
+    try {
+      co_await j.append_durable(one);
+    } catch (const std::logic_error& e) {
+      second_error = e.what();
+    }
+    ++done;
+  };
+  first();  // suspends in its write
+  second();
+  while (done < 2) REQUIRE(io.run_one());
+  CHECK_THAT(second_error, Catch::Contains("another append is in progress"));
+  CHECK(j.next_sequence() == 2);
   CHECK_THROWS_WITH(rondo::recover_journal(s.dir()), Catch::Contains("flock("));
   spit(s.dir() + "/junk.rj", "");
   CHECK_THROWS_WITH(rondo::verify_journal(s.dir()), Catch::Contains("not a segment name"));
