@@ -30,4 +30,5 @@
 #include <rondo/io/format.hpp>
 #include <rondo/io/io_context.hpp>
 #include <rondo/io/journal.hpp>
+#include <rondo/io/journal_reader.hpp>
 #include <rondo/io/runtime.hpp>
