@@ -7,9 +7,9 @@
 //
 // Competitors, all in this binary:
 //   rondo/<wait>   rondo::disruptor<int64_t>, producer_type::multi, one stage, 65,536 slots,
-//                  busy_spin, yielding, or `default` (the builder's default wait strategy: no
-//                  .wait() call); each producer reserves `batch` slots at a time through the
-//                  shared publisher
+//                  busy_spin, yielding, spin_then_suspend{}, or `default` (the builder's default
+//                  wait strategy: no .wait() call; spin_then_suspend{} since issue 12); each
+//                  producer reserves `batch` slots at a time through the shared publisher
 //   moodycamel_cq  moodycamel::ConcurrentQueue (65,536 slots pre-allocated), one producer token
 //                  per producer, enqueue(_bulk); the consumer takes up to 64 with
 //                  try_dequeue_bulk, spinning then yielding when empty. The queue is unbounded:
