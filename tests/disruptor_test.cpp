@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <variant>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -37,6 +38,18 @@ TEST_CASE("build() rejects bad topologies with clear errors", "[disruptor][deter
   CHECK_THROWS_AS(used.build(), std::logic_error);
   CHECK_THROWS_AS(d.poller("a"), std::invalid_argument);
   CHECK_THROWS_AS(d.poller("nope"), std::invalid_argument);
+}
+
+TEST_CASE("the default wait strategy spins, yields, then sleeps (issue 12: not busy_spin)",
+          "[disruptor][deterministic]") {
+  auto d = rondo::disruptor<event>::builder().stage("a", noop).build();
+  const rondo::wait_config& cfg = d.publisher().sequencer().waits().config();
+  REQUIRE(std::holds_alternative<rondo::spin_then_suspend>(cfg));
+  for (const auto m : {rondo::wait_moment::ring_full, rondo::wait_moment::ring_idle}) {
+    const rondo::wait_phase p = std::get<rondo::spin_then_suspend>(cfg).phase(m);
+    CHECK(p.spins > 0);
+    CHECK(p.yields > 0);
+  }
 }
 
 TEST_CASE("lifecycle misuse is a clear error", "[disruptor][deterministic]") {

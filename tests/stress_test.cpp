@@ -272,3 +272,196 @@ TEST_CASE("litmus: no publish lands after close settles", "[sequencer][litmus]")
   }
   CHECK(forbidden == 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Many producers (issue 12) under the builder's default wait strategy (spin, yield, then sleep):
+// more producer threads than cores, rings from 2 slots up, and claims dropped in the middle of
+// their fill (they become tombstones that no stage may see).
+
+namespace {
+
+// Per-producer order, payloads, exactly-once and increasing sequences, for a stage that may skip
+// sequences (tombstones). Written by the stage's thread; read after drain.
+struct many_producer_record {
+  explicit many_producer_record(int producers) : next(static_cast<std::size_t>(producers), 0) {}
+  std::vector<std::int64_t> next;
+  std::int64_t last_seq = -1;
+  std::int64_t handled = 0;
+  std::int64_t errors = 0;
+  std::string first_error;
+
+  void fail(std::string why) {
+    if (errors++ == 0) first_error = std::move(why);
+  }
+  void on_event(const event& e, std::int64_t seq) {
+    if (seq <= last_seq) fail("sequence " + std::to_string(seq) + " after " + std::to_string(last_seq));
+    last_seq = seq;
+    if (e.producer < 0 || e.producer >= static_cast<std::int64_t>(next.size()) ||
+        e.check != rondo_test::check_of(e.producer, e.counter)) {
+      fail("corrupt or abandoned payload at sequence " + std::to_string(seq));
+      return;
+    }
+    auto& nc = next[static_cast<std::size_t>(e.producer)];
+    if (e.counter != nc) {
+      fail("producer " + std::to_string(e.producer) + " counter " + std::to_string(e.counter) +
+           " where " + std::to_string(nc) + " was expected");
+    }
+    nc = e.counter + 1;
+    ++handled;
+  }
+};
+
+struct fill_failed {};
+
+}  // namespace
+
+TEST_CASE("many producers, default wait: exactly once, per-producer order, dropped claims skipped",
+          "[disruptor][stress]") {
+  for (const int nprod : {2, 3, 4}) {
+    for (const std::int64_t cap : {2, 16, 1024}) {
+      INFO(nprod << " producers, capacity " << cap);
+      const std::int64_t per_producer = 24000 / scale / nprod;
+      many_producer_record ra(nprod), rb(nprod);
+      auto d = rondo::disruptor<event>::builder()
+                   .capacity(cap)
+                   .producers(rondo::producer_type::multi)
+                   .stage("a", [&](event& e, std::int64_t s, bool) { ra.on_event(e, s); })
+                   .stage("b", [&](event& e, std::int64_t s, bool) { rb.on_event(e, s); },
+                          rondo::after("a"))
+                   .build();
+      d.start();
+      std::vector<std::thread> producers;
+      for (int p = 0; p < nprod; ++p) {
+        producers.emplace_back([&, p] {
+          std::mt19937_64 rng(static_cast<std::uint64_t>(p) * 104729 + 7);
+          std::int64_t counter = 0;
+          for (std::int64_t claims = 0; counter < per_producer; ++claims) {
+            const std::int64_t k = std::min<std::int64_t>(
+                {std::uniform_int_distribution<std::int64_t>(1, 4)(rng), cap,
+                 per_producer - counter});
+            if (claims % 5 == 4) {
+              // Dropped mid-fill: the claim's destructor gives it back as tombstones.
+              try {
+                auto c = d.publisher().reserve(k);
+                c[0].fill(p, counter);  // a valid-looking event that must never be seen
+                throw fill_failed{};
+              } catch (const fill_failed&) {
+              }
+              continue;
+            }
+            auto c = d.publisher().reserve(k);
+            for (auto [seq, ev] : c) ev.fill(p, counter++);
+            c.publish();
+          }
+        });
+      }
+      for (auto& th : producers) th.join();
+      d.drain();
+      for (const many_producer_record* r : {&ra, &rb}) {
+        INFO(r->first_error);
+        CHECK(r->errors == 0);
+        CHECK(r->handled == per_producer * nprod);
+        for (const std::int64_t n : r->next) CHECK(n == per_producer);
+      }
+    }
+  }
+}
+
+TEST_CASE("many producers, default wait: close wakes producers blocked on a full ring",
+          "[disruptor][stress]") {
+  const int rounds = RONDO_TSAN ? 8 : 24;
+  for (int round = 0; round < rounds; ++round) {
+    const int nprod = 2 + round % 3;
+    INFO("round " << round << ", " << nprod << " producers");
+    std::atomic<bool> gate{false};
+    std::atomic<std::int64_t> handled{0};
+    auto d = rondo::disruptor<event>::builder()
+                 .capacity(4)
+                 .producers(rondo::producer_type::multi)
+                 .stage("slow",
+                        [&](event&, std::int64_t, bool) {
+                          // Acquire: pairs with the release store that opens the gate.
+                          while (!gate.load(std::memory_order_acquire)) std::this_thread::yield();
+                          // Relaxed: read after the stage thread is joined.
+                          handled.fetch_add(1, std::memory_order_relaxed);
+                        })
+                 .build();
+    d.start();
+    std::atomic<std::int64_t> published{0};
+    std::atomic<int> refused{0};
+    std::vector<std::thread> producers;
+    for (int p = 0; p < nprod; ++p) {
+      producers.emplace_back([&] {
+        try {
+          for (;;) {
+            auto c = d.publisher().reserve(1);
+            c.publish();
+            // Relaxed: read after join.
+            published.fetch_add(1, std::memory_order_relaxed);
+          }
+        } catch (const rondo::closed&) {
+          // Relaxed: read after join.
+          refused.fetch_add(1, std::memory_order_relaxed);
+        }
+      });
+    }
+    // The ring fills (4 slots, the stage holds the first) and every producer blocks in reserve.
+    while (d.publisher().remaining_capacity() > 0) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(round % 4));
+    // The stage finishes its batch once the gate opens; close() must not hang on it.
+    std::thread opener([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      // Release: pairs with the stage's acquire load.
+      gate.store(true, std::memory_order_release);
+    });
+    const auto rep = d.close();
+    opener.join();
+    for (auto& th : producers) th.join();
+    const auto n = published.load(std::memory_order_relaxed);
+    CHECK(refused.load(std::memory_order_relaxed) == nprod);
+    CHECK(rep.published == n);
+    CHECK(handled.load(std::memory_order_relaxed) == n - rep.unprocessed);
+  }
+}
+
+TEST_CASE("many coroutine producers on a full ring, default wait: exactly once, per-producer order",
+          "[disruptor][stress]") {
+  for (const std::int64_t cap : {2, 64}) {
+    constexpr int nprod = 4;
+    INFO("capacity " << cap);
+    const std::int64_t per_producer = 8000 / scale;
+    many_producer_record r(nprod);
+    // Two producer executors, two coroutine producers on each: a full ring parks a producer
+    // while the other one on its executor runs.
+    rondo::thread_scheduler exec[2];
+    auto d = rondo::disruptor<event>::builder()
+                 .capacity(cap)
+                 .producers(rondo::producer_type::multi)
+                 .stage("s", [&](event& e, std::int64_t s, bool) { r.on_event(e, s); })
+                 .build();
+    d.start();
+    std::atomic<int> done{0};
+    for (int p = 0; p < nprod; ++p) {
+      [](rondo::thread_scheduler& s, rondo::publisher<event>& pub, int id, std::int64_t count,
+         std::int64_t capacity, std::atomic<int>& finished) -> rondo_test::detached {
+        co_await s.schedule();
+        std::int64_t counter = 0;
+        for (std::int64_t claims = 0; counter < count; ++claims) {
+          const std::int64_t k = std::min<std::int64_t>({1 + claims % 3, capacity, count - counter});
+          auto c = co_await pub.coro().reserve(k);
+          if (claims % 7 == 6) continue;  // dropped: given back as tombstones
+          for (auto [seq, ev] : c) ev.fill(id, counter++);
+          c.publish();
+        }
+        // Release: pairs with the acquire load below.
+        finished.fetch_add(1, std::memory_order_release);
+      }(exec[p % 2], d.publisher(), p, per_producer, cap, done);
+    }
+    // Acquire: pairs with the producers' release increments.
+    while (done.load(std::memory_order_acquire) < nprod) std::this_thread::yield();
+    d.drain();
+    INFO(r.first_error);
+    CHECK(r.errors == 0);
+    CHECK(r.handled == per_producer * nprod);
+  }
+}

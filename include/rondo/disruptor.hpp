@@ -559,7 +559,9 @@ class disruptor<T>::builder {
     producers_ = p;
     return *this;
   }
-  /// The wait strategy of every stage and of producers waiting for capacity (default busy_spin).
+  /// The wait strategy of every stage and of producers waiting for capacity. Default:
+  /// spin_then_suspend{} (spin, yield, then suspend or sleep; docs/tuning.md says why it is not
+  /// busy_spin, which collapses when producers and stages outnumber the cores).
   builder& wait(wait_config w) {
     wait_ = w;
     return *this;
@@ -825,7 +827,7 @@ class disruptor<T>::builder {
 
   std::int64_t capacity_ = 1024;
   producer_type producers_ = producer_type::single;
-  wait_config wait_ = busy_spin{};
+  wait_config wait_ = spin_then_suspend{};
   bool metrics_ = false;
   std::function<T(std::int64_t)> factory_;
   std::vector<scheduler_ref> pool_;  // executor(): where stages without .on(s) run

@@ -63,7 +63,7 @@ class multi_producer_sequencer final : public sequencer {
             // Advisory: the authoritative check is in try_claim().
             return closed_.load(std::memory_order_relaxed);
           },
-          deadline);
+          deadline, wait_moment::ring_full);
       if (st == wait_status::stopped) throw_closed();
       if (st == wait_status::timed_out) return std::nullopt;
     }

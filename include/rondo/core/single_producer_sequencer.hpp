@@ -86,7 +86,7 @@ class single_producer_sequencer final : public sequencer {
             // Advisory: the authoritative check is in claim().
             return closed_.load(std::memory_order_relaxed);
           },
-          deadline);
+          deadline, wait_moment::ring_full);
       if (st == wait_status::stopped) throw_closed();
       if (st == wait_status::timed_out) return std::nullopt;
     }

@@ -14,7 +14,10 @@
 // scheduler, then parks on its executor, which re-polls it (coro/park_lot.hpp) and announces it
 // in the waiter registry (detail/waiter_registry.hpp) only before it sleeps in the kernel. A
 // thread stage or producer under spin_then_suspend spins, yields the thread, then sleeps on the
-// eventcount like `blocking`.
+// eventcount like `blocking`. It is the builder's default: a producer on a full ring, or a stage
+// behind a producer that was preempted between its claim and its publish, spins briefly, gives
+// its core away, and then sleeps, so an oversubscribed machine does not collapse (docs/tuning.md
+// has the measurements against busy_spin).
 //
 // Every publish and stage advance calls signal(v): a compiler barrier and two loads, whoever is
 // parked; a fence, RMW or syscall only when a thread or executor sleeps on this disruptor in
@@ -181,18 +184,21 @@ class wait_strategy {
 
   /// Waits until ready() or stop() returns true, or the strategy's timeout passes.
   /// ready() is checked before stop(), so a condition that holds is reported as ready.
+  /// `moment` picks spin_then_suspend's phase (the other strategies ignore it): producers
+  /// waiting for capacity pass ring_full.
   template <class Ready, class Stop>
-  wait_status wait(Ready&& ready, Stop&& stop) {
+  wait_status wait(Ready&& ready, Stop&& stop, wait_moment moment = wait_moment::ring_idle) {
     const auto t = timeout();
     const auto deadline =
         t.count() > 0 ? detail::deadline_after(t, "wait strategy") : clock::time_point::max();
-    return wait_until(ready, stop, deadline);
+    return wait_until(ready, stop, deadline, moment);
   }
 
   /// As wait(), with an explicit deadline (time_point::max(): none); the strategy's own timeout
   /// is ignored.
   template <class Ready, class Stop>
-  wait_status wait_until(Ready&& ready, Stop&& stop, clock::time_point deadline) {
+  wait_status wait_until(Ready&& ready, Stop&& stop, clock::time_point deadline,
+                         wait_moment moment = wait_moment::ring_idle) {
     return std::visit(
         [&](const auto& c) -> wait_status {
           using C = std::decay_t<decltype(c)>;
@@ -225,8 +231,8 @@ class wait_strategy {
               if (i >= c.spins) return block(ready, stop, deadline);
               detail::cpu_relax();
             } else {
-              // spin_then_suspend, as a thread: the ring_idle phase, then block.
-              const wait_phase p = c.phase(wait_moment::ring_idle);
+              // spin_then_suspend, as a thread: the moment's phase, then block.
+              const wait_phase p = c.phase(moment);
               if (i < p.spins) {
                 detail::cpu_relax();
               } else if (i < std::uint64_t{p.spins} + p.yields) {
