@@ -31,3 +31,4 @@
 #include <rondo/io/io_context.hpp>
 #include <rondo/io/journal.hpp>
 #include <rondo/io/runtime.hpp>
+#include <rondo/io/server.hpp>
