@@ -503,10 +503,12 @@ rondo::task<> pace_orders(load_client& c, const load_plan& plan) {
   c.done_sending = true;
 }
 
-rondo::task<> connect_client(load_client& c, const load_plan& plan) {
+rondo::task<> connect_client(load_client& c, const load_plan& plan, int rcvbuf = 0) {
   c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (c.fd < 0) throw std::runtime_error(fmt::format("socket: {}", std::strerror(errno)));
   set_nodelay(c.fd);
+  // Before connect: the window the client advertises follows from it.
+  if (rcvbuf > 0) ::setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   const auto* addr = reinterpret_cast<const sockaddr*>(&plan.server);
   (void)(co_await rondo::current_io_context().connect(c.fd, addr, sizeof plan.server)).value();
 }
@@ -583,9 +585,7 @@ rondo::task<> run_non_reader(load_client& c, load_stats& stats, const load_plan&
     while (steady::now() < plan.end) {
       c.id = first_id + static_cast<std::uint32_t>(c.reconnects);
       c.sent = 0;
-      co_await connect_client(c, plan);
-      const int small = 4096;  // a small receive buffer: the server's sends stall sooner
-      ::setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+      co_await connect_client(c, plan, 4096);  // a small receive buffer: it fills sooner
       while (steady::now() < plan.end) {
         if (c.out.empty()) append_orders(c, 64, now_ns());
         const rondo::io_result r = co_await io.send(c.fd, c.out).timeout(200ms);
@@ -1118,7 +1118,8 @@ int main(int argc, char** argv) try {
   if (!opt.serve) {
     const std::int64_t bad_closed =
         static_cast<std::int64_t>(st.closed_for(rondo::close_reason::bad_input));
-    if (bad_closed != bad_clients) {
+    // --faults: a slowloris client cut off by the end of the run leaves a truncated frame too.
+    if (opt.faults ? bad_closed < bad_clients : bad_closed != bad_clients) {
       problems.push_back(fmt::format("{} connections closed for bad input, expected {}",
                                      bad_closed, bad_clients));
     }
