@@ -15,5 +15,5 @@ rondo_ensure_packages() {
 }
 
 RONDO_BUILD_PACKAGES=(cmake ninja-build g++ make pkg-config liburing-dev libfmt-dev)
-RONDO_TEST_PACKAGES=(catch2 clang-19 libbenchmark-dev libboost-dev libconcurrentqueue-dev
-                     libreaderwriterqueue-dev spin)
+RONDO_TEST_PACKAGES=(catch2 clang-19 libclang-rt-19-dev libbenchmark-dev libboost-dev
+                     libconcurrentqueue-dev libreaderwriterqueue-dev spin)

@@ -3,7 +3,8 @@
 # stress, litmus and allocation tests plus every example; the stress and litmus tests again under
 # ThreadSanitizer; the whole suite under AddressSanitizer + UBSan; a clang-19 build of
 # everything; the benchmarks (built, and run once briefly as a smoke test); a consumer
-# project built against the installed package; and the model check of the wake-up protocol
+# project built against the installed package; the libFuzzer targets for a bounded time
+# (fuzz/run.sh); and the model check of the wake-up protocol
 # (verify/run.sh: spin proves the protocol, and its broken variants must fail). Installs missing
 # Debian packages first.
 set -euo pipefail
@@ -36,6 +37,9 @@ cmake --preset asan >/dev/null
 cmake --build --preset asan -j "$jobs"
 ASAN_OPTIONS="detect_leaks=1" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1" \
   ctest --preset asan -j "$jobs" --timeout 300
+
+step "fuzzing: every libFuzzer target in fuzz/ for 25 s each (longer: bash fuzz/run.sh 600)"
+bash fuzz/run.sh 25
 
 step "benchmarks: release build and a short smoke run"
 cmake --preset release >/dev/null

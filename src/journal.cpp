@@ -1,5 +1,5 @@
-// journal: buffered (writev + fdatasync) and O_DIRECT (staged blocks + fdatasync) appends
-// through an io_context (see include/rondo/io/journal.hpp).
+// journal: framed records staged and written through an io_context, buffered or O_DIRECT,
+// segment files rolled by size; recovery on open (see include/rondo/io/journal.hpp).
 
 #include <rondo/io/journal.hpp>
 
@@ -9,214 +9,298 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <system_error>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 namespace rondo {
 
+namespace detail {
+recovery_report recover_locked(const std::string& dir, open_mode mode, bool verify_all,
+                               std::int64_t first_sequence, bool dry_run);
+}  // namespace detail
+
 namespace {
 constexpr std::uint64_t block = 4096;
+constexpr std::byte zero_pad[journal_format::alignment] = {};
 
 std::uint64_t round_down(std::uint64_t v) noexcept { return v & ~(block - 1); }
 std::uint64_t round_up(std::uint64_t v) noexcept { return (v + block - 1) & ~(block - 1); }
+
+[[noreturn]] void throw_errno(int e, const std::string& what) {
+  throw std::system_error(e, std::system_category(), what);
+}
 }  // namespace
 
 void journal::free_aligned::operator()(std::byte* p) const noexcept { std::free(p); }
 
-journal::journal(io_context& io, std::string path, journal_options opts)
-    : io_(&io), path_(std::move(path)), opts_(opts) {
-  if (opts_.direct) {
-    if (opts_.preallocate == 0 || opts_.preallocate % block != 0) {
-      throw std::invalid_argument(
-          fmt::format("journal_options::preallocate {} must be a positive multiple of 4096",
-                      opts_.preallocate));
-    }
-    if (opts_.staging < 2 * block || opts_.staging % block != 0) {
-      throw std::invalid_argument(fmt::format(
-          "journal_options::staging {} must be a multiple of 4096, at least 8192", opts_.staging));
-    }
+journal::journal(io_context& io, std::string dir, journal_options opts)
+    : io_(&io), dir_(std::move(dir)), opts_(opts) {
+  if (opts_.segment_bytes < block) {
+    throw std::invalid_argument(fmt::format(
+        "journal_options::segment_bytes {} must be at least 4096", opts_.segment_bytes));
   }
-  int flags = O_WRONLY | O_CREAT | O_CLOEXEC;
-  if (opts_.truncate) flags |= O_TRUNC;
-  if (opts_.direct) flags |= O_DIRECT;
-  fd_ = ::open(path_.c_str(), flags, 0644);
-  if (fd_ < 0) {
-    const int e = errno;
-    throw std::system_error(e, std::system_category(),
-                            fmt::format("rondo::journal: open({}){}", path_,
-                                        opts_.direct && e == EINVAL
-                                            ? " (the file system refuses O_DIRECT: use buffered "
-                                              "mode)"
-                                            : ""));
+  if (opts_.first_sequence < 0) {
+    throw std::invalid_argument(fmt::format("journal_options::first_sequence {} must be >= 0",
+                                            opts_.first_sequence));
   }
-  struct stat st {};
-  if (::fstat(fd_, &st) != 0) {
-    const int e = errno;
-    ::close(fd_);
-    throw std::system_error(e, std::system_category(),
-                            fmt::format("rondo::journal: fstat({})", path_));
+  if (opts_.staging < 2 * block || opts_.staging % block != 0) {
+    throw std::invalid_argument(fmt::format(
+        "journal_options::staging {} must be a multiple of 4096, at least 8192", opts_.staging));
   }
-  size_ = static_cast<std::uint64_t>(st.st_size);
-  if (!opts_.direct) return;
-  void* mem = std::aligned_alloc(block, opts_.staging);
-  if (mem == nullptr) {
-    ::close(fd_);
-    throw std::bad_alloc();
+  if (opts_.direct && (opts_.preallocate == 0 || opts_.preallocate % block != 0)) {
+    throw std::invalid_argument(
+        fmt::format("journal_options::preallocate {} must be a positive multiple of 4096",
+                    opts_.preallocate));
   }
-  staging_.reset(static_cast<std::byte*>(mem));
-  std::memset(mem, 0, opts_.staging);
-  allocated_ = size_;
+  if (::mkdir(dir_.c_str(), 0755) != 0 && errno != EEXIST) {
+    throw_errno(errno, fmt::format("rondo::journal: mkdir({})", dir_));
+  }
+  dirfd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd_ < 0) throw_errno(errno, fmt::format("rondo::journal: open({})", dir_));
   try {
-    reserve_space(size_ + 1);
-    // An existing partial last block is read back into the staging buffer so the next
-    // append rewrites it whole.
-    stage_base_ = round_down(size_);
-    if (size_ > stage_base_) {
-      const int rfd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-      const auto want = static_cast<std::size_t>(size_ - stage_base_);
-      const ssize_t got =
-          rfd < 0 ? -1 : ::pread(rfd, staging_.get(), want, static_cast<off_t>(stage_base_));
-      const int e = got < 0 ? errno : EIO;  // a short read sets no errno
-      if (rfd >= 0) ::close(rfd);
-      if (got != static_cast<ssize_t>(want)) {
-        throw std::system_error(e, std::system_category(),
-                                fmt::format("rondo::journal: reading the last block of {}",
-                                            path_));
+    // One writer per directory: two would interleave sequences in the same segment.
+    if (::flock(dirfd_, LOCK_EX | LOCK_NB) != 0) {
+      throw_errno(errno,
+                  fmt::format("rondo::journal: flock({}) (is another journal open on it?)", dir_));
+    }
+    report_ = detail::recover_locked(dir_, opts_.mode, opts_.verify_all_segments,
+                                     opts_.first_sequence, false);
+    next_seq_ = report_.next_sequence;
+    void* mem = std::aligned_alloc(block, opts_.staging);
+    if (mem == nullptr) throw std::bad_alloc();
+    staging_.reset(static_cast<std::byte*>(mem));
+    std::memset(mem, 0, opts_.staging);
+    const auto segs = detail::list_segments(dir_);
+    for (const auto& s : segs) {
+      struct stat st {};
+      if (::stat((dir_ + "/" + s.second).c_str(), &st) == 0) {
+        size_ += static_cast<std::uint64_t>(st.st_size);
       }
     }
+    if (segs.empty()) {
+      open_segment(next_seq_, true);
+    } else {
+      open_segment(segs.back().first, false);
+    }
   } catch (...) {
-    ::close(fd_);
+    close_segment();
+    ::close(dirfd_);
     throw;
   }
 }
 
 journal::~journal() {
-  if (opts_.direct) (void)!::ftruncate(fd_, static_cast<off_t>(size_));  // drop the zero tail
-  ::close(fd_);
+  close_segment();
+  ::close(dirfd_);
 }
 
-void journal::fail(const char* op, int res) const {
-  throw std::system_error(-res, std::system_category(),
-                          fmt::format("{}({})", op, path_));
+void journal::close_segment() noexcept {
+  if (fd_ < 0) return;
+  // Drop the zero padding after the last record (best effort: readers and recovery skip it).
+  if (opts_.direct && failure_.empty()) (void)!::ftruncate(fd_, static_cast<off_t>(tail_));
+  ::close(fd_);
+  fd_ = -1;
+}
+
+void journal::open_segment(std::int64_t base, bool create) {
+  seg_path_ = fmt::format("{}/{}", dir_, journal_format::segment_name(base));
+  int flags = O_WRONLY | O_CLOEXEC;
+  if (create) flags |= O_CREAT | O_EXCL;
+  if (opts_.direct) flags |= O_DIRECT;
+  fd_ = ::open(seg_path_.c_str(), flags, 0644);
+  if (fd_ < 0) {
+    const int e = errno;
+    throw_errno(e, fmt::format("rondo::journal: open({}){}", seg_path_,
+                               opts_.direct && e == EINVAL
+                                   ? " (the file system refuses O_DIRECT: use buffered mode)"
+                                   : ""));
+  }
+  allocated_ = 0;
+  if (create) {
+    // The new name must survive a crash before the first record in it is acknowledged.
+    if (::fsync(dirfd_) != 0) throw_errno(errno, fmt::format("rondo::journal: fsync({})", dir_));
+    std::memset(staging_.get(), 0, block);
+    detail::write_file_header(staging_.get(), base);
+    // The header is written now (so an idle journal's segment is well-formed) and made durable
+    // by the first append's fdatasync; a crash before that leaves a segment that recovery
+    // recognises as empty and removes.
+    const std::size_t len = opts_.direct ? block : journal_format::file_header_size;
+    if (opts_.direct) reserve_space(block);
+    const ssize_t w = ::pwrite(fd_, staging_.get(), len, 0);
+    if (w != static_cast<ssize_t>(len)) {
+      throw_errno(w < 0 ? errno : EIO, fmt::format("rondo::journal: write({}, offset 0)", seg_path_));
+    }
+    tail_ = journal_format::file_header_size;
+    seg_durable_ = 0;  // counted in size() by the first append's sync
+    stage_base_ = opts_.direct ? 0 : tail_;
+    return;
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) throw_errno(errno, fmt::format("rondo::journal: fstat({})", seg_path_));
+  tail_ = seg_durable_ = static_cast<std::uint64_t>(st.st_size);
+  if (!opts_.direct) {
+    stage_base_ = tail_;
+    return;
+  }
+  allocated_ = tail_;
+  reserve_space(tail_ + 1);
+  // The partial last block is read back so the next append rewrites it whole.
+  stage_base_ = round_down(tail_);
+  std::memset(staging_.get(), 0, block);
+  if (tail_ > stage_base_) {
+    const int rfd = ::open(seg_path_.c_str(), O_RDONLY | O_CLOEXEC);
+    const auto want = static_cast<std::size_t>(tail_ - stage_base_);
+    const ssize_t got =
+        rfd < 0 ? -1 : ::pread(rfd, staging_.get(), want, static_cast<off_t>(stage_base_));
+    const int e = got < 0 ? errno : EIO;  // a short read sets no errno
+    if (rfd >= 0) ::close(rfd);
+    if (got != static_cast<ssize_t>(want)) {
+      throw_errno(e, fmt::format("rondo::journal: reading the last block of {}", seg_path_));
+    }
+  }
 }
 
 void journal::reserve_space(std::uint64_t end) {
   while (allocated_ < end) {
     const std::uint64_t from = round_down(allocated_);
     // KEEP_SIZE: the file's size stays at what was written (rounded up to a block), so after
-    // a crash a reopen appends after the records, not after megabytes of zeros.
-    const int r = ::fallocate(fd_, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from),
-                              static_cast<off_t>(opts_.preallocate));
-    if (r != 0) {
-      const int e = errno;
-      throw std::system_error(e, std::system_category(),
-                              fmt::format("rondo::journal: fallocate({}, offset {}, length {})",
-                                          path_, from, opts_.preallocate));
+    // a crash recovery reads records and a block of zeros, not megabytes of them.
+    if (::fallocate(fd_, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from),
+                    static_cast<off_t>(opts_.preallocate)) != 0) {
+      throw_errno(errno, fmt::format("rondo::journal: fallocate({}, offset {}, length {})",
+                                     seg_path_, from, opts_.preallocate));
     }
     allocated_ = from + opts_.preallocate;
   }
 }
 
+void journal::fail(const char* op, int err, std::uint64_t offset) const {
+  throw_errno(err, fmt::format("rondo::journal: {}({}, offset {})", op, seg_path_, offset));
+}
+
+std::size_t journal::stage(const std::byte* p, std::size_t n) noexcept {
+  const auto used = static_cast<std::size_t>(tail_ - stage_base_);
+  const std::size_t k = std::min(n, opts_.staging - used);
+  std::memcpy(staging_.get() + used, p, k);
+  tail_ += k;
+  return k;
+}
+
 task<> journal::append_durable(std::span<const ::iovec> records) {
   if (!failure_.empty()) {
     throw std::runtime_error(fmt::format(
-        "rondo::journal({}): an earlier append failed ({}); the journal takes no more appends",
-        path_, failure_));
+        "rondo::journal({}): an earlier append failed ({}); the journal takes no more appends "
+        "(reopen it to recover)",
+        dir_, failure_));
   }
-  try {
-    if (opts_.direct) {
-      co_await append_direct(records);
-    } else {
-      co_await append_buffered(records);
+  if (appending_) {
+    throw std::logic_error(
+        fmt::format("rondo::journal({}): append_durable while another append is in progress", dir_));
+  }
+  for (const ::iovec& r : records) {
+    if (r.iov_len > journal_format::max_payload) {
+      throw std::invalid_argument(fmt::format("rondo::journal({}): a record of {} bytes is over "
+                                              "the limit of {} bytes",
+                                              dir_, r.iov_len, journal_format::max_payload));
     }
+  }
+  if (records.empty()) co_return;
+  appending_ = true;
+  std::int64_t seq = next_seq_;
+  try {
+    if (tail_ >= opts_.segment_bytes && tail_ > journal_format::file_header_size) {
+      close_segment();
+      open_segment(seq, true);
+      ++rolls_;
+    }
+    const auto full = [this] { return tail_ - stage_base_ == opts_.staging; };
+    for (const ::iovec& r : records) {
+      const auto len = static_cast<std::uint32_t>(r.iov_len);
+      std::byte head[journal_format::record_header_size];
+      detail::write_record_header(head, seq, r.iov_base, len);
+      const std::size_t pad = journal_format::frame_size(len) - sizeof head - len;
+      const std::pair<const std::byte*, std::size_t> pieces[] = {
+          {head, sizeof head}, {static_cast<const std::byte*>(r.iov_base), len}, {zero_pad, pad}};
+      for (auto [p, n] : pieces) {
+        while (n > 0) {
+          const std::size_t k = stage(p, n);
+          p += k;
+          n -= k;
+          if (full()) co_await flush();
+        }
+      }
+      ++seq;
+    }
+    co_await flush();
     const io_result r = co_await io_->fdatasync(fd_);
-    if (!r.ok()) fail("fdatasync", r.res);
+    if (!r.ok()) throw_errno(-r.res, fmt::format("rondo::journal: fdatasync({})", seg_path_));
   } catch (const std::exception& e) {
-    // Buffered: size() never moved, so a retry (error_policy::rewind) rewrites the same
-    // range. Direct: staged bytes already count; rather than risk a record twice, the
-    // journal refuses further appends.
-    if (opts_.direct) failure_ = e.what();
+    // The segment's content past the last sync is unknown now (a record may be half
+    // written): rather than append after it, refuse; reopening recovers.
+    appending_ = false;
+    if (failure_.empty()) failure_ = e.what();
     throw;
   }
-  if (!opts_.direct) size_ += pending_;
-  pending_ = 0;
+  appending_ = false;
+  size_ += tail_ - seg_durable_;
+  seg_durable_ = tail_;
+  next_seq_ = seq;
   ++syncs_;
 }
 
-task<> journal::append_buffered(std::span<const ::iovec> records) {
-  std::uint64_t total = 0;
-  for (const ::iovec& v : records) total += v.iov_len;
-  std::uint64_t done = 0;
-  while (done < total) {
-    if (done == 0) {
-      const io_result r = co_await io_->writev(fd_, records, size_);
-      if (!r.ok()) fail("writev", r.res);
-      done = static_cast<std::uint64_t>(r.res);
-      if (r.res == 0) fail("writev", -EIO);
-      continue;
-    }
-    // A short write (rare on files): the rest, one iovec at a time.
-    std::uint64_t skip = done;
-    for (const ::iovec& v : records) {
-      if (skip >= v.iov_len) {
-        skip -= v.iov_len;
-        continue;
-      }
-      const auto* p = static_cast<const std::byte*>(v.iov_base) + skip;
-      const std::size_t len = v.iov_len - static_cast<std::size_t>(skip);
-      const io_result r = co_await io_->write(fd_, {p, len}, size_ + done);
-      if (!r.ok()) fail("write", r.res);
-      if (r.res == 0) fail("write", -EIO);
-      done += static_cast<std::uint64_t>(r.res);
-      break;
-    }
+task<> journal::flush() {
+  if (opts_.direct) {
+    co_await write_direct();
+  } else {
+    co_await write_buffered();
   }
-  pending_ = total;  // counted in size() once the fdatasync succeeded
 }
 
-task<> journal::append_direct(std::span<const ::iovec> records) {
-  for (const ::iovec& v : records) {
-    const auto* src = static_cast<const std::byte*>(v.iov_base);
-    std::size_t left = v.iov_len;
-    while (left > 0) {
-      const std::size_t used = static_cast<std::size_t>(size_ - stage_base_);
-      const std::size_t n = std::min(left, opts_.staging - used);
-      std::memcpy(staging_.get() + used, src, n);
-      size_ += n;
-      src += n;
-      left -= n;
-      if (size_ - stage_base_ == opts_.staging) co_await write_staged();  // full: write, slide
-    }
+// Writes the staged bytes [stage_base_, tail_); a short write (a full disk, a file size limit)
+// is continued from where it stopped, so the next attempt reports the errno.
+task<> journal::write_buffered() {
+  std::uint64_t off = stage_base_;
+  while (off < tail_) {
+    const auto* p = staging_.get() + (off - stage_base_);
+    const auto len = static_cast<std::size_t>(tail_ - off);
+    const io_result r = co_await io_->write(fd_, {p, len}, off);
+    if (!r.ok()) fail("write", -r.res, off);
+    if (r.res == 0) fail("write", EIO, off);
+    off += static_cast<std::uint64_t>(r.res);
   }
-  if (size_ > stage_base_) co_await write_staged();
+  stage_base_ = tail_;
 }
 
-// Writes the staged blocks [stage_base_, round_up(size_)) with O_DIRECT, then slides the last
+// Writes the staged blocks [stage_base_, round_up(tail_)) with O_DIRECT, then slides the last
 // partial block (if any) to the front of the staging buffer.
-task<> journal::write_staged() {
-  const std::uint64_t end = round_up(size_);
+task<> journal::write_direct() {
+  const std::uint64_t end = round_up(tail_);
   reserve_space(end);
   std::uint64_t off = stage_base_;
   while (off < end) {
     const auto* p = staging_.get() + (off - stage_base_);
     const auto len = static_cast<std::size_t>(end - off);
     const io_result r = co_await io_->write(fd_, {p, len}, off);
-    if (!r.ok()) fail("write", r.res);
-    if (r.res == 0 || r.res % static_cast<int>(block) != 0) fail("write", -EIO);
-    off += static_cast<std::uint64_t>(r.res);
+    if (!r.ok()) fail("write", -r.res, off);
+    // O_DIRECT moves whole blocks; a partial one is retried from its start.
+    const std::uint64_t whole = round_down(static_cast<std::uint64_t>(r.res));
+    if (whole == 0) fail("write", EIO, off);
+    off += whole;
   }
   // Bytes past the tail stay zero (the padding of the last block): only what was used is
   // cleared after the slide.
-  const std::uint64_t new_base = round_down(size_);
+  const std::uint64_t new_base = round_down(tail_);
   if (new_base != stage_base_) {
-    const auto used = static_cast<std::size_t>(size_ - stage_base_);
-    const auto tail = static_cast<std::size_t>(size_ - new_base);
-    std::memmove(staging_.get(), staging_.get() + (new_base - stage_base_), tail);
-    std::memset(staging_.get() + tail, 0, used - tail);
+    const auto used = static_cast<std::size_t>(tail_ - stage_base_);
+    const auto rest = static_cast<std::size_t>(tail_ - new_base);
+    std::memmove(staging_.get(), staging_.get() + (new_base - stage_base_), rest);
+    std::memset(staging_.get() + rest, 0, used - rest);
     stage_base_ = new_base;
   }
 }

@@ -30,5 +30,6 @@
 #include <rondo/io/format.hpp>
 #include <rondo/io/io_context.hpp>
 #include <rondo/io/journal.hpp>
+#include <rondo/io/journal_reader.hpp>
 #include <rondo/io/runtime.hpp>
 #include <rondo/io/server.hpp>

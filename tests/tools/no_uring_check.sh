@@ -12,10 +12,6 @@ failures=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# Examples that the journal branch fixes (issue 13 finding 6); reported, not failed, until it
-# is merged.
-known=" mixed journal "
-
 # check NAME ERRNO PROGRAM [ARGS...]
 check() {
   local name=$1 err=$2
@@ -34,10 +30,7 @@ check() {
   else
     verdict="FAILED: exit $rc without a clear message: $(tail -c 200 "$tmp/err")"
   fi
-  local short=${name#rondo_example_}
-  if [[ $verdict == FAILED* && $known == *" $short "* ]]; then
-    verdict="known (fixed on the journal branch): ${verdict#FAILED: }"
-  elif [[ $verdict == FAILED* ]]; then
+  if [[ $verdict == FAILED* ]]; then
     failures=$((failures + 1))
     echo "--- stderr of $name:"; tail -n 20 "$tmp/err"
   fi

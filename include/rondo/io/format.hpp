@@ -5,6 +5,9 @@
 //                                  `read(fd 7): Bad file descriptor` (what value() would throw)
 //   io_context::doorbell_counts    `msg_ring 5, eventfd 2`
 //   io_ring_setup                  the enumerator's name, with fmt's string specs ({:>9})
+//   recovery_report                `journal /j: 2 segments, 1000 records verified, sequences
+//                                  [0, 999], next 1000, clean` (or `..., dropped 57 bytes and 0
+//                                  segments: torn tail in ...`)
 //
 // Each takes `{}` only (io_ring_setup: fmt's string specs); another spec throws
 // fmt::format_error naming it, or fails to compile in a format string checked at compile time.
@@ -12,6 +15,7 @@
 
 #include <rondo/detail/format_spec.hpp>
 #include <rondo/io/io_context.hpp>
+#include <rondo/io/journal_reader.hpp>
 
 #include <fmt/format.h>
 
@@ -65,5 +69,31 @@ struct fmt::formatter<rondo::io_ring_setup> : fmt::formatter<std::string_view> {
   template <class FormatContext>
   auto format(rondo::io_ring_setup s, FormatContext& ctx) const -> decltype(ctx.out()) {
     return fmt::formatter<std::string_view>::format(rondo::detail::enum_name(s), ctx);
+  }
+};
+
+/// `journal /j: 2 segments, 1000 records verified, sequences [0, 999], next 1000, clean`; an
+/// empty journal says `empty, next 0`; what recovery dropped follows instead of `clean`.
+template <>
+struct fmt::formatter<rondo::recovery_report>
+    : rondo::detail::plain_formatter<fmt::formatter<rondo::recovery_report>> {
+  static constexpr std::string_view type_name = "rondo::recovery_report";
+
+  template <class FormatContext>
+  auto format(const rondo::recovery_report& r, FormatContext& ctx) const
+      -> decltype(ctx.out()) {
+    auto out = fmt::format_to(ctx.out(), "journal {}: {} segment{}, {} record{} verified, ", r.dir,
+                              r.segments, r.segments == 1 ? "" : "s", r.records,
+                              r.records == 1 ? "" : "s");
+    if (r.empty()) {
+      out = fmt::format_to(out, "empty, next {}", r.next_sequence);
+    } else {
+      out = fmt::format_to(out, "sequences [{}, {}], next {}", r.first_sequence,
+                           r.last_sequence(), r.next_sequence);
+    }
+    if (r.clean()) return fmt::format_to(out, ", clean");
+    return fmt::format_to(out, ", {} {} bytes and {} segment{}: {}",
+                          r.dry_run ? "would drop" : "dropped", r.bytes_dropped,
+                          r.segments_dropped, r.segments_dropped == 1 ? "" : "s", r.why);
   }
 };
