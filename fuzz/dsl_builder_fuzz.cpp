@@ -107,6 +107,15 @@ bool model_valid(std::int64_t capacity, const std::vector<stage_plan>& stages, s
   return true;
 }
 
+// Named handlers: g++ 12 gives two coroutine lambdas in one extern "C" function the same
+// symbol.
+struct sync_noop {
+  void operator()(std::int64_t&, std::int64_t, bool) const noexcept {}
+};
+struct async_noop {
+  rondo::task<> operator()(rondo::batch<std::int64_t>) const { co_return; }
+};
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -152,18 +161,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     rondo::after_t deps{s.deps};
     switch (s.k) {
       case kind::thread:
-        b.stage(s.name, [](std::int64_t&, std::int64_t, bool) {}, deps, s.opts);
+        b.stage(s.name, sync_noop{}, deps, s.opts);
         break;
       case kind::coroutine_on:
-        b.stage(s.name, [](std::int64_t&, std::int64_t, bool) {}, deps, s.opts).on(s.on);
+        b.stage(s.name, sync_noop{}, deps, s.opts).on(s.on);
         break;
       case kind::async_on:
-        b.stage(s.name, [](rondo::batch<std::int64_t>) -> rondo::task<> { co_return; }, deps,
+        b.stage(s.name, async_noop{}, deps,
                 s.opts)
             .on(s.on);
         break;
       case kind::async_pool:
-        b.stage(s.name, [](rondo::batch<std::int64_t>) -> rondo::task<> { co_return; }, deps,
+        b.stage(s.name, async_noop{}, deps,
                 s.opts);
         break;
       case kind::poller:
