@@ -14,12 +14,15 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace order_protocol {
 
 inline constexpr std::uint16_t wire_magic = 0x4f52;  // "RO"
-enum class msg_type : std::uint8_t { new_order = 1, ack = 2 };
+// notice: server -> client, a text payload (at most max_payload bytes): why the server stops
+// taking orders (the journal failed, say) just before it closes the connection.
+enum class msg_type : std::uint8_t { new_order = 1, ack = 2, notice = 3 };
 inline constexpr std::uint32_t max_payload = 256;  // a longer length field is an oversized frame
 
 struct frame_header {
@@ -77,6 +80,18 @@ void append_frame(std::vector<std::byte>& out, msg_type type, const Msg& body) {
   out.resize(at + sizeof h + sizeof body);
   std::memcpy(out.data() + at, &h, sizeof h);
   std::memcpy(out.data() + at + sizeof h, &body, sizeof body);
+}
+
+inline void append_notice(std::vector<std::byte>& out, std::string_view text) {
+  text = text.substr(0, max_payload);
+  frame_header h{};
+  h.magic = wire_magic;
+  h.type = static_cast<std::uint8_t>(msg_type::notice);
+  h.length = static_cast<std::uint32_t>(text.size());
+  const std::size_t at = out.size();
+  out.resize(at + sizeof h + text.size());
+  std::memcpy(out.data() + at, &h, sizeof h);
+  std::memcpy(out.data() + at + sizeof h, text.data(), text.size());
 }
 
 template <class Msg>

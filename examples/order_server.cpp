@@ -41,6 +41,7 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <optional>
@@ -225,6 +226,9 @@ struct order_app {
   std::optional<rondo::coro_publisher<order_event>> publisher;
   rondo::io_context* home = nullptr;  // context 0: where the server and the reply stage run
   std::int64_t sequence_base = 0;     // records recovered from the journal (--serve restarts)
+  rondo::runtime* rt = nullptr;
+  bool wake_main_on_halt = false;     // --serve: main waits for SIGUSR1 as well
+  std::atomic<bool> halted{false};    // the journal failed: no more orders
   latency_histogram latency;          // reply stage: frame received -> ack queued
   // Counters main reads while the server runs: statistics, relaxed throughout.
   std::atomic<std::int64_t> orders_in{0}, acks_sent{0}, acks_dropped{0};
@@ -294,34 +298,65 @@ rondo::task<> run_server(order_app& app) {
 
 // ---- journal and reply: the two stages that do I/O ---------------------------------------------
 
-constexpr std::int64_t journal_max_batch = 256;  // iovecs per writev (IOV_MAX is 1024)
+constexpr std::int64_t journal_max_batch = 256;  // records per append
 
-struct journal_file {
-  int fd = -1;
-  std::uint64_t offset = 0;
-  std::int64_t syncs = 0;    // writev + fdatasync rounds
-  std::int64_t sync_ns = 0;  // time spent in fdatasync
+struct journal_stats {
+  std::int64_t appends = 0;    // append_durable calls: one write + fdatasync round each
+  std::int64_t append_ns = 0;  // time spent in them
 };
 
-// journal: one writev of the batch's records straight from the ring slots (they cannot be
-// reused before this task completes: only then does the stage's sequence advance), then one
-// fdatasync. A batch of 100 orders costs one fdatasync, not 100.
-auto journal_stage(journal_file& j) {
-  return [&j](rondo::batch<order_event> b) -> rondo::task<> {
+// A failed journal means no order can be made durable any more: the server stops taking
+// orders at once. The journal stage calls this (on its context); the rest runs on context 0,
+// where the connections are: stop accepting and reading, give back every connection's ack
+// credit (those orders will never be acked), send each client a notice with the reason, and
+// let the connections drain and close. In --serve mode main is then woken (SIGUSR1) to report.
+rondo::task<> stop_taking_orders(order_app& app, std::string why) {
+  app.net->log(fmt::format("no more orders: {}", why));
+  app.net->stop();
+  std::vector<std::byte> notice;
+  append_notice(notice, fmt::format("order server stopped taking orders: {}", why));
+  app.net->for_each_connection([&](rondo::connection& c) {
+    c.unreserve_outbox(c.outbox_reserved());
+    (void)c.send(notice);
+  });
+  if (app.wake_main_on_halt) ::kill(::getpid(), SIGUSR1);
+  co_return;
+}
+
+// journal: one append of the batch's records straight from the ring slots (they cannot be
+// reused before this task completes: only then does the stage's sequence advance): one write
+// and one fdatasync for the whole batch, each record framed (length, sequence, CRC32C) by
+// rondo::journal. The journal's sequences are the records' own: base + ring sequence.
+auto journal_stage(rondo::journal& j, journal_stats& st, order_app& app) {
+  return [&j, &st, &app](rondo::batch<order_event> b) -> rondo::task<> {
     if (b.empty()) co_return;
-    rondo::io_context& io = rondo::current_io_context();
     std::array<::iovec, journal_max_batch> iov;
     std::size_t n = 0;
-    for (order_event& ev : b) iov[n++] = {&ev.record, sizeof ev.record};
-    const std::size_t bytes = n * sizeof(journal_record);
-    const rondo::io_result w =
-        co_await io.writev(j.fd, std::span(iov.data(), n), j.offset).cancel_on(b.stop_token());
-    if (w.value() != bytes) throw std::runtime_error("journal: short write");
+    std::int64_t first = -1;
+    for (order_event& ev : b) {
+      if (n == 0) first = ev.record.sequence;
+      iov[n++] = {&ev.record, sizeof ev.record};
+    }
+    if (first != j.next_sequence()) {
+      throw std::logic_error(fmt::format("journal: record {} would get journal sequence {}",
+                                         first, j.next_sequence()));
+    }
     const std::int64_t t0 = now_ns();
-    (void)(co_await io.fdatasync(j.fd).cancel_on(b.stop_token())).value();
-    j.sync_ns += now_ns() - t0;
-    j.offset += bytes;
-    ++j.syncs;
+    std::string failure;
+    try {
+      co_await j.append_durable(std::span<const ::iovec>(iov.data(), n));
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    if (!failure.empty()) {
+      // Once: later batches never come (the stage's failure halts the disruptor).
+      if (!app.halted.exchange(true, std::memory_order_relaxed)) {  // relaxed: a one-shot flag
+        app.rt->spawn(stop_taking_orders(app, failure), 0);
+      }
+      throw std::runtime_error(failure);
+    }
+    st.append_ns += now_ns() - t0;
+    ++st.appends;
   };
 }
 
@@ -737,24 +772,6 @@ bool parse_options(int argc, char** argv, options& o) {
   return true;
 }
 
-// --serve restarts: keeps the whole records at the front of the journal whose sequences run 0,
-// 1, 2, ... and cuts the rest (a record torn by a crash, or zeros past the end); returns how
-// many were kept. The next order continues the sequence.
-std::int64_t recover_journal(int fd, const std::string& path) {
-  std::int64_t kept = 0;
-  journal_record r{};
-  while (::pread(fd, &r, sizeof r, static_cast<off_t>(kept) * static_cast<off_t>(sizeof r)) ==
-             static_cast<ssize_t>(sizeof r) &&
-         r.sequence == kept) {
-    ++kept;
-  }
-  const auto size = static_cast<off_t>(kept) * static_cast<off_t>(sizeof r);
-  if (::ftruncate(fd, size) != 0 || ::fsync(fd) != 0) {
-    throw std::runtime_error(fmt::format("recover {}: {}", path, std::strerror(errno)));
-  }
-  return kept;
-}
-
 int listen_on_loopback(int port, sockaddr_in& addr) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   const int one = 1;
@@ -781,30 +798,41 @@ bool wait_until(const std::function<bool()>& done, steady::time_point deadline) 
   return true;
 }
 
-// Reads the journal back: records 0, 1, 2, ... in order; per client, order ids 1, 2, 3, ...,
-// none missing or repeated; and exactly the orders each client got acks for.
-std::string verify_journal(const std::string& path, std::int64_t published,
+// Reads the journal back (rondo::journal_reader: every record's frame and CRC checked): records
+// 0, 1, 2, ... in order, each a 32-byte order whose own sequence is the journal's; per client,
+// order ids 1, 2, 3, ..., none missing or repeated; and exactly the orders each client got
+// acks for.
+std::string verify_journal(const std::string& dir, std::int64_t published,
                            const std::deque<load_client>& clients) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return fmt::format("cannot open {}", path);
   std::map<std::uint32_t, std::uint64_t> last_id;  // per client
-  std::vector<journal_record> chunk(4096);
   std::int64_t next = 0;
   std::string why;
-  std::size_t n = 0;
-  while (why.empty() && (n = std::fread(chunk.data(), sizeof chunk[0], chunk.size(), f)) > 0) {
-    for (std::size_t i = 0; i < n && why.empty(); ++i, ++next) {
-      std::uint64_t& last = last_id[chunk[i].client_id];
-      if (chunk[i].sequence != next) {
-        why = fmt::format("record {} has sequence {}", next, chunk[i].sequence);
-      } else if (chunk[i].client_order_id != last + 1) {
-        why = fmt::format("client {}: order {} after {}", chunk[i].client_id,
-                          chunk[i].client_order_id, last);
+  try {
+    rondo::journal_reader reader(dir);
+    while (why.empty()) {
+      const std::optional<rondo::record_view> rec = reader.next();
+      if (!rec) break;
+      if (rec->payload.size() != sizeof(journal_record)) {
+        why = fmt::format("record {} has {} bytes", rec->sequence, rec->payload.size());
+        break;
       }
-      last = chunk[i].client_order_id;
+      const auto r = read_as<journal_record>(rec->payload.data());
+      std::uint64_t& last = last_id[r.client_id];
+      if (rec->sequence != next || r.sequence != next) {
+        why = fmt::format("record {} has sequence {} (in the frame) and {} (in the order)", next,
+                          rec->sequence, r.sequence);
+      } else if (r.client_order_id != last + 1) {
+        why = fmt::format("client {}: order {} after {}", r.client_id, r.client_order_id, last);
+      }
+      last = r.client_order_id;
+      ++next;
     }
+    if (why.empty() && reader.torn_bytes() != 0) {
+      why = fmt::format("a torn tail of {} bytes", reader.torn_bytes());
+    }
+  } catch (const std::exception& e) {
+    why = e.what();
   }
-  std::fclose(f);
   if (why.empty() && next != published) {
     why = fmt::format("{} records for {} orders", next, published);
   }
@@ -838,12 +866,19 @@ void print_stage_metrics(const rondo::disruptor<order_event>& d, rondo::runtime&
 }
 
 
-// Blocks until SIGTERM or SIGINT (blocked in every thread since the start of main).
-int wait_for_stop_signal() {
+// SIGTERM, SIGINT (stop) and SIGUSR1 (the journal failed: stop_taking_orders()).
+sigset_t stop_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGUSR1);
+  return set;
+}
+
+// Blocks until one of stop_signals() (blocked in every thread since the start of main).
+int wait_for_stop_signal() {
+  const sigset_t set = stop_signals();
   int sig = 0;
   while (::sigwait(&set, &sig) != 0) {
   }
@@ -873,33 +908,34 @@ int main(int argc, char** argv) try {
   if (opt.serve) {
     // Before any thread starts, so that every thread inherits the mask and the signals wait
     // for main's sigwait().
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
+    const sigset_t set = stop_signals();
     ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
   }
   const bool temporary_journal = opt.journal.empty();
   if (temporary_journal) {
-    opt.journal = fmt::format("/tmp/rondo-order-server-{}.journal", ::getpid());
+    opt.journal = fmt::format("/tmp/rondo-order-server-{}.journal", ::getpid());  // a directory
   }
   constexpr int bad_clients = 4;
   constexpr int idle_clients = 40, slowloris_clients = 2;
 
   // Declared before the runtime: the tasks on its threads use them until it stops.
-  journal_file journal;
+  journal_stats jstats;
   order_book book;
   order_app app;
-  const int open_flags = O_CREAT | O_RDWR | O_CLOEXEC | (opt.serve ? 0 : O_TRUNC);
-  journal.fd = ::open(opt.journal.c_str(), open_flags, 0644);
-  if (journal.fd < 0) throw std::runtime_error("open " + opt.journal + ": " + std::strerror(errno));
-  if (opt.serve) {
-    app.sequence_base = recover_journal(journal.fd, opt.journal);
-    journal.offset = static_cast<std::uint64_t>(app.sequence_base) * sizeof(journal_record);
-  }
+  app.wake_main_on_halt = opt.serve;
 
   rondo::runtime rt(opt.threads);
   app.home = &rt.context(0);
+  app.rt = &rt;
+  // The journal (a directory of segments) on the context that runs the journal stage. --serve
+  // recovers what is there (a torn tail from a crash is dropped) and continues the sequence;
+  // the demo starts empty.
+  const std::size_t journal_context = opt.threads > 1 ? 1 : 0;
+  rondo::journal_options jopts;
+  jopts.mode = opt.serve ? rondo::open_mode::recover : rondo::open_mode::truncate;
+  rondo::journal journal(rt.context(journal_context), opt.journal, jopts);
+  app.sequence_base = journal.next_sequence();
+  if (opt.serve) fmt::print("journal recovery: {}\n", journal.recovery());
   // Placement: the builder's default. Light stages share context 0, which owns the sockets:
   // the readers (the producers), decode (it reads the frames the readers just wrote, still in
   // this core's cache) and reply (it queues acks on those connections). The stages marked heavy
@@ -923,7 +959,9 @@ int main(int argc, char** argv) try {
                       [base](order_event& ev, std::int64_t seq, bool) {
                         decode_order(ev, seq, base);
                       })
-               .stage("journal", journal_stage(journal), rondo::after("decode"), journal_options)
+               .stage("journal", journal_stage(journal, jstats, app), rondo::after("decode"),
+                      journal_options)
+               .on(journal_context)
                .stage(
                    "match",
                    [&book](order_event& ev, std::int64_t seq, bool) {
@@ -961,7 +999,9 @@ int main(int argc, char** argv) try {
     const auto start = steady::now();
     const int sig = wait_for_stop_signal();
     elapsed = std::chrono::duration<double>(steady::now() - start).count();
-    fmt::print("\n{}: draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    fmt::print("\n{}: draining\n", sig == SIGTERM  ? "SIGTERM"
+                                    : sig == SIGINT ? "SIGINT"
+                                                    : "the journal failed");
   } else {
     // ---- The demo: the built-in load generator.
     const std::string mode = opt.rate > 0
@@ -1048,9 +1088,13 @@ int main(int argc, char** argv) try {
     fmt::print(stderr, "FAILED: the server's connections do not end\n");
     std::_Exit(1);
   }
-  d.drain();
+  std::string stage_failure;  // the journal's failure, rethrown by drain() with the stage's name
+  try {
+    d.drain();
+  } catch (const std::exception& e) {
+    stage_failure = e.what();
+  }
   ::close(listen_fd);
-  ::close(journal.fd);
 
   // Report.
   std::int64_t acked = 0, rejected_acks = 0, filled_in_acks = 0, max_gap = 0;
@@ -1066,8 +1110,8 @@ int main(int argc, char** argv) try {
     if (!c.error.empty()) problems.push_back(fmt::format("client {}: {}", c.id, c.error));
   }
   const std::int64_t published = d.metrics("reply").position + 1;
-  const auto records = static_cast<std::int64_t>(journal.offset / sizeof(journal_record));
-  const std::int64_t syncs = std::max<std::int64_t>(journal.syncs, 1);
+  const std::int64_t records = journal.next_sequence();
+  const std::int64_t syncs = std::max<std::int64_t>(jstats.appends, 1);
   // Relaxed loads: the server's tasks have ended (server_done, acquire) and drain() joined the
   // stages, so these are final.
   const rondo::server_stats st = net.stats();
@@ -1087,11 +1131,12 @@ int main(int argc, char** argv) try {
   if (published > 0) {
     app.latency.print("in the server (frame received -> journaled, matched, ack queued)");
   }
-  fmt::print("journal: {} records ({} recovered at start) in {} writev + fdatasync rounds (mean "
-             "{:.1f} records, fdatasync mean {})\n",
-             records, app.sequence_base, journal.syncs,
+  fmt::print("journal: {} records ({} recovered at start) in {} appends (write + fdatasync; "
+             "mean {:.1f} records, {} each), {} segments rolled, {}\n",
+             records, app.sequence_base, jstats.appends,
              static_cast<double>(records - app.sequence_base) / static_cast<double>(syncs),
-             human_ns(static_cast<std::uint64_t>(journal.sync_ns / syncs)));
+             human_ns(static_cast<std::uint64_t>(jstats.append_ns / syncs)), journal.rolls(),
+             opt.journal);
   print_server_stats(st, opt.limits);
   if (opt.faults) {
     fmt::print("faults: the non-reader was closed {} times, the slowloris clients {} times; "
@@ -1102,16 +1147,20 @@ int main(int argc, char** argv) try {
   print_stage_metrics(d, rt);
 
   // Checks.
-  if (published != acks_sent + dropped) {
+  if (!stage_failure.empty()) {
+    // The journal failed: the server stopped taking orders (logged, and each client was sent
+    // the reason); the orders after the failure were never acked. That is the report.
+    problems.push_back(fmt::format("stopped taking orders: {}", stage_failure));
+  } else if (published != acks_sent + dropped) {
     problems.push_back(fmt::format("{} orders published, {} acks sent + {} dropped", published,
                                    acks_sent, dropped));
   }
-  if (published + app.sequence_base != records) {
+  if (stage_failure.empty() && published + app.sequence_base != records) {
     problems.push_back(fmt::format("{} orders published, {} new journal records", published,
                                    records - app.sequence_base));
   }
   for (const rondo::stage_report& r : d.metrics()) {
-    if (r.metrics.events != published) {
+    if (stage_failure.empty() && r.metrics.events != published) {
       problems.push_back(fmt::format("stage {} missed orders", r.name));
     }
   }
@@ -1151,7 +1200,10 @@ int main(int argc, char** argv) try {
       problems.push_back(fmt::format("journal: {}", why));
     }
   }
-  if (temporary_journal) ::unlink(opt.journal.c_str());
+  if (temporary_journal) {
+    std::error_code ignored;
+    std::filesystem::remove_all(opt.journal, ignored);
+  }
   if (const std::size_t abandoned = rt.stop(); abandoned != 0) {
     problems.push_back(fmt::format("{} server tasks never finished", abandoned));
   }

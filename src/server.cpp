@@ -292,6 +292,13 @@ connection* server::find(connection_id id) noexcept {
   return c;
 }
 
+void server::for_each_connection(const std::function<void(connection&)>& f) {
+  for (std::uint32_t i = 0; i < next_unused_; ++i) {
+    connection* c = slots_[i].get();
+    if (c != nullptr && c->fd_ >= 0 && !c->closed_) f(*c);
+  }
+}
+
 server_stats server::stats() const noexcept {
   // Relaxed loads: statistics (see the header).
   server_stats s;

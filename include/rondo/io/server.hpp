@@ -303,6 +303,9 @@ class server {
 
   /// The live connection with this id, or null (closed, or its slot reused). Server's thread.
   [[nodiscard]] connection* find(connection_id id) noexcept;
+  /// Calls `f` for every connection that holds a slot and is not closed (to tell every client
+  /// something: a server that must stop taking requests, say). Server's thread.
+  void for_each_connection(const std::function<void(connection&)>& f);
   /// Counters (any thread).
   [[nodiscard]] server_stats stats() const noexcept;
   /// Connections holding a slot (any thread; relaxed: a statistic).
