@@ -405,7 +405,9 @@ struct load_client {
   bool done_sending = false;
   std::string error;           // what went wrong, if anything
   std::vector<std::byte> out;  // frames waiting to be sent
-  std::int64_t max_ack_gap_ns = 0;  // the longest wait between two acks while orders were due
+  // The longest wait between two acks while orders were in flight, before the fault clients
+  // came (the control: what this machine does anyway) and after.
+  std::int64_t max_ack_gap_ns = 0, control_ack_gap_ns = 0;
   std::int64_t reconnects = 0;      // fault clients: times the server closed them
   bool verify = true;               // its acks must match the journal (not the non-reader's)
 };
@@ -503,8 +505,10 @@ rondo::task<> receive_acks(load_client& c, load_stats& stats, const load_plan& p
     // Orders are in flight all the time (closed loop), so a long wait between two acks is the
     // server holding this client up.
     if (!first_ack && !c.done_sending) {
-      c.max_ack_gap_ns = std::max<std::int64_t>(
-          c.max_ack_gap_ns, std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_ack).count());
+      const std::int64_t gap =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_ack).count();
+      std::int64_t& worst = now < plan.bad_at ? c.control_ack_gap_ns : c.max_ack_gap_ns;
+      worst = std::max(worst, gap);
     }
     first_ack = false;
     last_ack = now;
@@ -617,6 +621,7 @@ rondo::task<> run_non_reader(load_client& c, load_stats& stats, const load_plan&
                              std::uint32_t first_id) {
   rondo::io_context& io = rondo::current_io_context();
   try {
+    (void)co_await io.sleep_until(plan.bad_at);  // after the good clients' control phase
     while (steady::now() < plan.end) {
       c.id = first_id + static_cast<std::uint32_t>(c.reconnects);
       c.sent = 0;
@@ -645,6 +650,7 @@ rondo::task<> run_non_reader(load_client& c, load_stats& stats, const load_plan&
 rondo::task<> run_slowloris(load_client& c, load_stats& stats, const load_plan& plan) {
   rondo::io_context& io = rondo::current_io_context();
   try {
+    (void)co_await io.sleep_until(plan.bad_at);
     while (steady::now() < plan.end) {
       co_await connect_client(c, plan);
       append_orders(c, 1, now_ns());
@@ -668,6 +674,7 @@ rondo::task<> run_slowloris(load_client& c, load_stats& stats, const load_plan& 
 // Idle: connects and sends nothing until the end of the run.
 rondo::task<> run_idle(load_client& c, load_stats& stats, const load_plan& plan) {
   try {
+    (void)co_await rondo::current_io_context().sleep_until(plan.bad_at);
     co_await connect_client(c, plan);
     (void)co_await rondo::current_io_context().sleep_until(plan.end);
   } catch (const std::exception& e) {
@@ -1097,14 +1104,17 @@ int main(int argc, char** argv) try {
   ::close(listen_fd);
 
   // Report.
-  std::int64_t acked = 0, rejected_acks = 0, filled_in_acks = 0, max_gap = 0;
+  std::int64_t acked = 0, rejected_acks = 0, filled_in_acks = 0, max_gap = 0, control_gap = 0;
   std::int64_t non_reader_closes = 0, slowloris_closes = 0;
   std::vector<std::string> problems;
   for (const load_client& c : clients) {
     acked += static_cast<std::int64_t>(c.acked);
     rejected_acks += static_cast<std::int64_t>(c.rejected);
     filled_in_acks += static_cast<std::int64_t>(c.filled);
-    if (c.id <= 1000) max_gap = std::max(max_gap, c.max_ack_gap_ns);
+    if (c.id <= 1000) {
+      max_gap = std::max(max_gap, c.max_ack_gap_ns);
+      control_gap = std::max(control_gap, c.control_ack_gap_ns);
+    }
     if (!c.verify) non_reader_closes += c.reconnects;
     if (c.id >= 2001 && c.id < 3000) slowloris_closes += c.reconnects;
     if (!c.error.empty()) problems.push_back(fmt::format("client {}: {}", c.id, c.error));
@@ -1140,9 +1150,11 @@ int main(int argc, char** argv) try {
   print_server_stats(st, opt.limits);
   if (opt.faults) {
     fmt::print("faults: the non-reader was closed {} times, the slowloris clients {} times; "
-               "good clients' longest wait between two acks: {} (bound {} ms)\n",
+               "good clients' longest wait between two acks: {} with the fault clients "
+               "connected (bound {} ms), {} before they came\n",
                non_reader_closes, slowloris_closes,
-               human_ns(static_cast<std::uint64_t>(max_gap)), opt.max_ack_gap_ms);
+               human_ns(static_cast<std::uint64_t>(max_gap)), opt.max_ack_gap_ms,
+               human_ns(static_cast<std::uint64_t>(control_gap)));
   }
   print_stage_metrics(d, rt);
 
@@ -1186,10 +1198,23 @@ int main(int argc, char** argv) try {
       if (st.closed_for(rondo::close_reason::read_timeout) < slowloris_clients) {
         problems.push_back("the slowloris clients were not closed by the read timeout");
       }
-      if (static_cast<double>(max_gap) > opt.max_ack_gap_ms * 1e6) {
-        problems.push_back(fmt::format("a good client waited {} between two acks (bound {} ms)",
-                                       human_ns(static_cast<std::uint64_t>(max_gap)),
-                                       opt.max_ack_gap_ms));
+      // The bound is the 100 ms. A machine that stalls the good clients by itself
+      // (others' builds on 2 cores) shows it in the control phase, before any fault client
+      // came: then the bound is 3x that control gap, and the report says so. A server that
+      // lets one client hold up the others stalls them for seconds, far above either.
+      const double bound_ns =
+          std::max(opt.max_ack_gap_ms * 1e6, 3.0 * static_cast<double>(control_gap));
+      if (bound_ns > opt.max_ack_gap_ms * 1e6) {
+        fmt::print("note: this machine stalled the good clients for {} with no fault client "
+                   "connected; the gap bound is raised to 3x that\n",
+                   human_ns(static_cast<std::uint64_t>(control_gap)));
+      }
+      if (static_cast<double>(max_gap) > bound_ns) {
+        problems.push_back(fmt::format(
+            "a good client waited {} between two acks with the fault clients connected (bound "
+            "{} ms; {} before they came)",
+            human_ns(static_cast<std::uint64_t>(max_gap)), bound_ns / 1e6,
+            human_ns(static_cast<std::uint64_t>(control_gap))));
       }
     }
     if (const std::string why = verify_journal(opt.journal, published, clients); why.empty()) {
