@@ -339,7 +339,6 @@ class server {
   std::vector<std::unique_ptr<connection>> slots_;  // created on first use, then reused
   std::vector<std::uint32_t> free_;                 // free slot indices (a stack)
   std::uint32_t next_unused_ = 0;                   // slots_[next_unused_..] never used yet
-  std::uint64_t connection_counter_ = 0;            // numbers connections in the log
   detail::local_wakeup drained_;                    // run() waits here for the last close
 
   // Statistics: written on the server's thread, read by stats() from any thread (relaxed).
