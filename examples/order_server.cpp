@@ -97,7 +97,6 @@ struct order_event {
 class order_book {
  public:
   static constexpr std::uint32_t max_price = order_protocol::max_price;
-  static constexpr std::uint32_t max_qty = order_protocol::max_qty;
 
   // Returns the quantity filled on arrival.
   std::uint32_t execute(std::int64_t id, std::uint8_t side, std::uint32_t price,
@@ -262,6 +261,14 @@ rondo::task<> serve_connection(order_app& app, rondo::connection& c) {
         co_return;
       }
       if (f.size == 0) break;
+      // Relaxed: set by the journal stage before it spawns stop_taking_orders() here; once
+      // that ran on this context, the spawn's queue has made the store visible to this
+      // thread. Until then an order may still be published: stop_taking_orders() gives its
+      // ack credit back with all the others.
+      if (app.halted.load(std::memory_order_relaxed)) {
+        c.close(rondo::close_reason::server_stopping, "the server stopped taking orders");
+        co_return;
+      }
       if (!co_await c.reserve_outbox(ack_frame_size)) co_return;  // closed while waiting
       bool published = false;
       try {
