@@ -84,8 +84,13 @@ struct fixture {
     (void)drive([&] { return io.spawned() == 0; }, 30s);
     ::close(listen_fd);
   }
+  std::string run_error;  // what run() threw (it must not: its errors are values here)
   rondo::task<> run() {
-    co_await srv->run();
+    try {
+      co_await srv->run();
+    } catch (const std::exception& e) {
+      run_error = e.what();
+    }
     server_done = true;
   }
   // Runs the context until done() (true) or the deadline (false).
@@ -259,19 +264,33 @@ TEST_CASE("server: EMFILE makes the accept loop back off, and it recovers by its
   l.accept_backoff_max = 40ms;
   fixture f(l);
   const int client = client_socket();  // made before the table fills
-  rlimit old{};
-  REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
-  rlimit low = old;
-  low.rlim_cur = 256;
-  REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
-  std::vector<int> hog;  // every free descriptor below the limit
-  for (int fd; (fd = ::dup(f.listen_fd)) >= 0;) hog.push_back(fd);
+  // Fills every descriptor below a lowered RLIMIT_NOFILE; gives them and the limit back when
+  // it goes out of scope, even when a REQUIRE throws (later tests need descriptors).
+  struct descriptor_hog {
+    rlimit old{};
+    std::vector<int> fds;
+    explicit descriptor_hog(int any_fd) {
+      REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+      rlimit low = old;
+      low.rlim_cur = 256;
+      REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+      for (int fd; (fd = ::dup(any_fd)) >= 0;) fds.push_back(fd);
+    }
+    void release() {
+      for (int fd : fds) ::close(fd);
+      fds.clear();
+      (void)::setrlimit(RLIMIT_NOFILE, &old);
+    }
+    ~descriptor_hog() { release(); }
+    descriptor_hog(const descriptor_hog&) = delete;
+    descriptor_hog& operator=(const descriptor_hog&) = delete;
+  };
+  descriptor_hog hog(f.listen_fd);
   REQUIRE(errno == EMFILE);
   REQUIRE(::connect(client, reinterpret_cast<sockaddr*>(&f.addr), sizeof f.addr) == 0);
   const bool backed_off =
       f.drive([&] { return f.srv->stats().accept_backoffs >= 3; }, 10s);
-  for (int fd : hog) ::close(fd);
-  REQUIRE(::setrlimit(RLIMIT_NOFILE, &old) == 0);
+  hog.release();
   REQUIRE(backed_off);
   CHECK(f.logged("EMFILE"));
   // The pending connection is accepted once descriptors are free, and served.
@@ -288,6 +307,7 @@ TEST_CASE("server: EMFILE makes the accept loop back off, and it recovers by its
   }(f.io, client, back, got));
   REQUIRE(f.drive([&] { return got; }, 10s));
   CHECK(back == req);
+  CHECK(f.run_error.empty());
   ::close(client);
 }
 
