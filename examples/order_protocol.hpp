@@ -140,8 +140,8 @@ inline journal_record decode_order(std::span<const std::byte, order_frame_size> 
   r.price = m.price;
   r.qty = m.qty;
   r.side = m.side;
-  const bool valid = m.side <= 1 && m.qty >= 1 && m.qty <= max_qty && m.price >= 1 &&
-                     m.price <= max_price;
+  const bool valid =
+      m.side <= 1 && m.qty >= 1 && m.qty <= max_qty && m.price >= 1 && m.price <= max_price;
   r.status = valid ? accepted : rejected;
   sent_ns = m.sent_ns;
   return r;

@@ -55,14 +55,22 @@ const char* const names[] = {"decode", "journal", "match", "reply", "audit", "x"
 std::int64_t pick_capacity(std::uint8_t b, bytes& in) {
   if (b < 200) return std::int64_t{1} << (b % 13);  // 1 .. 4096: valid
   switch (b % 8) {
-    case 0: return 0;
-    case 1: return -1;
-    case 2: return 3;
-    case 3: return 1000;
-    case 4: return std::numeric_limits<std::int64_t>::min();
-    case 5: return (std::int64_t{1} << 41);  // a power of two above the maximum
-    case 6: return std::numeric_limits<std::int64_t>::max();
-    default: return 4096 + 1 + in.next();
+    case 0:
+      return 0;
+    case 1:
+      return -1;
+    case 2:
+      return 3;
+    case 3:
+      return 1000;
+    case 4:
+      return std::numeric_limits<std::int64_t>::min();
+    case 5:
+      return (std::int64_t{1} << 41);  // a power of two above the maximum
+    case 6:
+      return std::numeric_limits<std::int64_t>::max();
+    default:
+      return 4096 + 1 + in.next();
   }
 }
 
@@ -125,11 +133,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       (in.next() & 1) != 0 ? rondo::producer_type::multi : rondo::producer_type::single;
   rondo::wait_config wait;
   switch (in.next() % 5) {
-    case 0: wait = rondo::busy_spin{}; break;
-    case 1: wait = rondo::yielding{}; break;
-    case 2: wait = rondo::sleeping{}; break;
-    case 3: wait = rondo::blocking{}; break;
-    default: wait = rondo::spin_then_suspend{}; break;
+    case 0:
+      wait = rondo::busy_spin{};
+      break;
+    case 1:
+      wait = rondo::yielding{};
+      break;
+    case 2:
+      wait = rondo::sleeping{};
+      break;
+    case 3:
+      wait = rondo::blocking{};
+      break;
+    default:
+      wait = rondo::spin_then_suspend{};
+      break;
   }
   const std::size_t pool = in.next() % 3;  // executor pool size (0: no executor)
   const std::size_t count = in.next() % 7;
@@ -138,7 +156,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     s.name = names[in.next() % std::size(names)];
     s.k = static_cast<kind>(in.next() % 5);
     const std::size_t ndeps = in.next() % 4;
-    for (std::size_t d = 0; d < ndeps; ++d) s.deps.emplace_back(names[in.next() % std::size(names)]);
+    for (std::size_t d = 0; d < ndeps; ++d)
+      s.deps.emplace_back(names[in.next() % std::size(names)]);
     s.on = in.next() % 4;
     const std::uint8_t o = in.next();
     s.opts.max_batch = (o & 0x0f) == 0x0f ? -1 : o % 8;
@@ -167,13 +186,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         b.stage(s.name, sync_noop{}, deps, s.opts).on(s.on);
         break;
       case kind::async_on:
-        b.stage(s.name, async_noop{}, deps,
-                s.opts)
-            .on(s.on);
+        b.stage(s.name, async_noop{}, deps, s.opts).on(s.on);
         break;
       case kind::async_pool:
-        b.stage(s.name, async_noop{}, deps,
-                s.opts);
+        b.stage(s.name, async_noop{}, deps, s.opts);
         break;
       case kind::poller:
         b.poller(s.name, deps);

@@ -70,8 +70,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (f.size == 0) break;
       std::int64_t sent_ns = 0;
       const op::journal_record r = op::decode_order(
-          std::span<const std::byte, op::order_frame_size>(rest.data(), op::order_frame_size),
-          42, sent_ns);
+          std::span<const std::byte, op::order_frame_size>(rest.data(), op::order_frame_size), 42,
+          sent_ns);
       op::new_order_msg m{};
       std::memcpy(&m, rest.data() + sizeof(op::frame_header), sizeof m);
       const bool valid = m.side <= 1 && m.qty >= 1 && m.qty <= op::max_qty && m.price >= 1 &&

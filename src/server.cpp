@@ -66,8 +66,8 @@ std::int64_t ms_of(steady::duration d) {
 
 void server_limits::validate() const {
   if (max_connections < 1 || max_connections > 1'000'000) {
-    throw std::invalid_argument(fmt::format(
-        "server_limits::max_connections {} is outside 1..1000000", max_connections));
+    throw std::invalid_argument(
+        fmt::format("server_limits::max_connections {} is outside 1..1000000", max_connections));
   }
   if (outbox_bytes < 64) {
     throw std::invalid_argument(
@@ -78,9 +78,9 @@ void server_limits::validate() const {
   check_positive(read_timeout, "read_timeout");
   check_positive(accept_backoff_min, "accept_backoff_min");
   if (accept_backoff_max < accept_backoff_min) {
-    throw std::invalid_argument(fmt::format(
-        "server_limits::accept_backoff_max {} ms is below accept_backoff_min {} ms",
-        accept_backoff_max.count(), accept_backoff_min.count()));
+    throw std::invalid_argument(
+        fmt::format("server_limits::accept_backoff_max {} ms is below accept_backoff_min {} ms",
+                    accept_backoff_max.count(), accept_backoff_min.count()));
   }
 }
 
@@ -111,14 +111,16 @@ bool connection_reserve_operation::await_resume() noexcept {
   return !c_->closed_;
 }
 
-// ---- connection ----------------------------------------------------------------------------------
+// ---- connection
+// ----------------------------------------------------------------------------------
 
-connection::connection(server& s, io_context& io) noexcept
-    : srv_(&s), io_(&io), writer_wake_(io) {}
+connection::connection(server& s, io_context& io) noexcept : srv_(&s), io_(&io), writer_wake_(io) {}
 
 connection::~connection() = default;
 
-const server_limits& connection::limits() const noexcept { return srv_->limits_; }
+const server_limits& connection::limits() const noexcept {
+  return srv_->limits_;
+}
 
 io_operation connection::receive(std::span<std::byte> buf, bool mid_frame) {
   const server_limits& l = srv_->limits_;
@@ -164,8 +166,8 @@ bool connection::received(const io_result& r) {
 
 connection_reserve_operation connection::reserve_outbox(std::size_t n) {
   if (n == 0 || n > out_cap_) {
-    throw std::invalid_argument(fmt::format(
-        "connection::reserve_outbox({}): must be 1..outbox_bytes ({})", n, out_cap_));
+    throw std::invalid_argument(
+        fmt::format("connection::reserve_outbox({}): must be 1..outbox_bytes ({})", n, out_cap_));
   }
   return {*this, n};
 }
@@ -235,23 +237,36 @@ void connection::maybe_wake_space_waiter() noexcept {
   io_->post(space_node_);
 }
 
-// ---- server --------------------------------------------------------------------------------------
+// ---- server
+// --------------------------------------------------------------------------------------
 
 namespace {
 const char* errno_name(int err) noexcept {
   switch (err) {
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    case ENOBUFS: return "ENOBUFS";
-    case ENOMEM: return "ENOMEM";
-    case ECONNABORTED: return "ECONNABORTED";
-    case EPROTO: return "EPROTO";
-    case EINTR: return "EINTR";
-    case EAGAIN: return "EAGAIN";
-    case EBADF: return "EBADF";
-    case EINVAL: return "EINVAL";
-    case ENOTSOCK: return "ENOTSOCK";
-    default: return "errno";
+    case EMFILE:
+      return "EMFILE";
+    case ENFILE:
+      return "ENFILE";
+    case ENOBUFS:
+      return "ENOBUFS";
+    case ENOMEM:
+      return "ENOMEM";
+    case ECONNABORTED:
+      return "ECONNABORTED";
+    case EPROTO:
+      return "EPROTO";
+    case EINTR:
+      return "EINTR";
+    case EAGAIN:
+      return "EAGAIN";
+    case EBADF:
+      return "EBADF";
+    case EINVAL:
+      return "EINVAL";
+    case ENOTSOCK:
+      return "ENOTSOCK";
+    default:
+      return "errno";
   }
 }
 std::string describe_errno(int err) {
@@ -269,7 +284,8 @@ server::server(io_context& io, int listen_fd, server_limits limits, handler h, s
   limits_.validate();
   if (!handler_) throw std::invalid_argument("rondo::server: the handler is empty");
   if (listen_fd < 0) {
-    throw std::invalid_argument(fmt::format("rondo::server: listen fd {} is not a socket", listen_fd));
+    throw std::invalid_argument(
+        fmt::format("rondo::server: listen fd {} is not a socket", listen_fd));
   }
   slots_.resize(limits_.max_connections);  // null pointers: a connection is made on first use
   free_.reserve(limits_.max_connections);
@@ -307,7 +323,8 @@ server_stats server::stats() const noexcept {
   s.accept_errors = accept_errors_.load(std::memory_order_relaxed);
   s.accept_backoffs = accept_backoffs_.load(std::memory_order_relaxed);
   s.replies_dropped = replies_dropped_.load(std::memory_order_relaxed);
-  s.open = static_cast<std::uint64_t>(std::max<std::int64_t>(0, open_.load(std::memory_order_relaxed)));
+  s.open =
+      static_cast<std::uint64_t>(std::max<std::int64_t>(0, open_.load(std::memory_order_relaxed)));
   for (std::size_t i = 0; i < close_reason_count; ++i) {
     s.closed[i] = closed_[i].load(std::memory_order_relaxed);
   }
@@ -338,7 +355,8 @@ task<> server::run() {
       }
       if (failures++ == 0) first_failure = steady::now();
       bump(accept_backoffs_);
-      log(fmt::format("accept failed: {}; {} connections open; retrying in {} ms (failure {} in "
+      log(
+          fmt::format("accept failed: {}; {} connections open; retrying in {} ms (failure {} in "
                       "a row)",
                       describe_errno(err), open_connections(), backoff.count(), failures));
       (void)co_await io_.sleep_for(backoff).cancel_on(token);

@@ -69,8 +69,8 @@ struct fixture {
   bool closing = false;
 
   explicit fixture(rondo::server_limits l, rondo::server::handler h = echo_handler) {
-    srv = std::make_unique<rondo::server>(io, listen_fd, l, std::move(h),
-                                          [this](std::string_view line) { log.emplace_back(line); });
+    srv = std::make_unique<rondo::server>(
+        io, listen_fd, l, std::move(h), [this](std::string_view line) { log.emplace_back(line); });
     io.spawn(run());
     // Keeps run_one() from sleeping past a deadline of drive() when nothing else is due.
     io.spawn([](rondo::io_context& ctx, bool& stop) -> rondo::task<> {
@@ -178,9 +178,10 @@ TEST_CASE("server_limits: a bad setting throws naming it", "[server][determinist
   CHECK(fmt::format("{}", rondo::close_reason::slow_reader) == "slow reader");
 }
 
-TEST_CASE("server: a client that never reads is closed as a slow reader; others keep getting "
-          "replies",
-          "[server][io]") {
+TEST_CASE(
+    "server: a client that never reads is closed as a slow reader; others keep getting "
+    "replies",
+    "[server][io]") {
   rondo::server_limits l;
   l.outbox_bytes = 4096;
   l.outbox_stall_timeout = 300ms;
@@ -231,8 +232,7 @@ TEST_CASE("server: idle, half-open and slowloris connections are closed with the
   ::close(slow);
 }
 
-TEST_CASE("server: max_connections is a setting; one more is refused and logged",
-          "[server][io]") {
+TEST_CASE("server: max_connections is a setting; one more is refused and logged", "[server][io]") {
   rondo::server_limits l;
   l.max_connections = 2;
   fixture f(l);
@@ -288,8 +288,7 @@ TEST_CASE("server: EMFILE makes the accept loop back off, and it recovers by its
   descriptor_hog hog(f.listen_fd);
   REQUIRE(errno == EMFILE);
   REQUIRE(::connect(client, reinterpret_cast<sockaddr*>(&f.addr), sizeof f.addr) == 0);
-  const bool backed_off =
-      f.drive([&] { return f.srv->stats().accept_backoffs >= 3; }, 10s);
+  const bool backed_off = f.drive([&] { return f.srv->stats().accept_backoffs >= 3; }, 10s);
   hog.release();
   REQUIRE(backed_off);
   CHECK(f.logged("EMFILE"));
@@ -300,11 +299,11 @@ TEST_CASE("server: EMFILE makes the accept loop back off, and it recovers by its
   req[1] = std::byte{42};
   REQUIRE(::send(client, req.data(), req.size(), 0) == static_cast<ssize_t>(frame));
   bool got = false;
-  f.io.spawn([](rondo::io_context& io, int fd, std::array<std::byte, frame>& b,
-                bool& g) -> rondo::task<> {
-    (void)co_await io.recv(fd, b, MSG_WAITALL).timeout(5s);
-    g = true;
-  }(f.io, client, back, got));
+  f.io.spawn(
+      [](rondo::io_context& io, int fd, std::array<std::byte, frame>& b, bool& g) -> rondo::task<> {
+        (void)co_await io.recv(fd, b, MSG_WAITALL).timeout(5s);
+        g = true;
+      }(f.io, client, back, got));
   REQUIRE(f.drive([&] { return got; }, 10s));
   CHECK(back == req);
   CHECK(f.run_error.empty());

@@ -32,7 +32,9 @@ constexpr unsigned this_arch = AUDIT_ARCH_AARCH64;
 #error "no_uring: add this architecture's AUDIT_ARCH_ value"
 #endif
 
-constexpr sock_filter stmt(unsigned short code, unsigned k) { return {code, 0, 0, k}; }
+constexpr sock_filter stmt(unsigned short code, unsigned k) {
+  return {code, 0, 0, k};
+}
 constexpr sock_filter jump(unsigned short code, unsigned k, unsigned char jt, unsigned char jf) {
   return {code, jt, jf, k};
 }
@@ -50,7 +52,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: no_uring [--errno EPERM|ENOSYS] PROGRAM [ARGS...]\n");
     return 2;
   }
-  const auto deny = static_cast<unsigned>(SECCOMP_RET_ERRNO | (static_cast<unsigned>(err) & SECCOMP_RET_DATA));
+  const auto deny =
+      static_cast<unsigned>(SECCOMP_RET_ERRNO | (static_cast<unsigned>(err) & SECCOMP_RET_DATA));
   const sock_filter program[] = {
       // A foreign architecture's syscall numbers mean other calls: refuse them all.
       stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),

@@ -43,13 +43,13 @@
 #include <vector>
 
 #include <arpa/inet.h>
-#include <csignal>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <csignal>
 
 namespace op = order_protocol;
 using namespace std::chrono_literals;
@@ -95,8 +95,8 @@ server_process start_server(const std::string& binary, const std::string& dir,
       const rlimit l{fsize_limit, fsize_limit};
       ::setrlimit(RLIMIT_FSIZE, &l);
     }
-    ::execl(binary.c_str(), binary.c_str(), "--serve", "--journal", journal.c_str(), "--port",
-            "0", static_cast<char*>(nullptr));
+    ::execl(binary.c_str(), binary.c_str(), "--serve", "--journal", journal.c_str(), "--port", "0",
+            static_cast<char*>(nullptr));
     std::_Exit(127);
   }
   // Wait for "order_server on 127.0.0.1:PORT" and the recovery line (or the process's end).
@@ -237,13 +237,14 @@ void check_acks(const client_log& c, std::int64_t& max_acked_sequence,
   for (std::size_t i = 0; i < c.acks.size(); ++i) {
     const op::ack_msg& a = c.acks[i];
     if (a.client_order_id != i + 1) {
-      throw failure(fmt::format("client {}: ack {} is for order {}", c.id, i + 1,
-                                a.client_order_id));
+      throw failure(
+          fmt::format("client {}: ack {} is for order {}", c.id, i + 1, a.client_order_id));
     }
     if (a.server_sequence < min_first_sequence) {
-      throw failure(fmt::format("client {}: order {} acked at sequence {}, below the {} "
-                                "records recovered: the sequence did not continue",
-                                c.id, a.client_order_id, a.server_sequence, min_first_sequence));
+      throw failure(
+          fmt::format("client {}: order {} acked at sequence {}, below the {} "
+                      "records recovered: the sequence did not continue",
+                      c.id, a.client_order_id, a.server_sequence, min_first_sequence));
     }
     max_acked_sequence = std::max(max_acked_sequence, a.server_sequence);
   }
@@ -258,7 +259,8 @@ std::int64_t verify(const std::string& journal, const std::vector<client_log>& a
   rondo::journal_reader reader(journal);
   std::int64_t next = 0;
   while (const std::optional<rondo::record_view> rec = reader.next()) {
-    if (rec->sequence != next) throw failure(fmt::format("record {} after {}", rec->sequence, next - 1));
+    if (rec->sequence != next)
+      throw failure(fmt::format("record {} after {}", rec->sequence, next - 1));
     if (rec->payload.size() != sizeof(op::journal_record)) {
       throw failure(fmt::format("record {}: {} bytes", next, rec->payload.size()));
     }
@@ -267,7 +269,8 @@ std::int64_t verify(const std::string& journal, const std::vector<client_log>& a
       throw failure(fmt::format("record {} holds an order stamped {}", next, r.sequence));
     }
     const auto it = by_id.find(r.client_id);
-    if (it == by_id.end()) throw failure(fmt::format("record {}: unknown client {}", next, r.client_id));
+    if (it == by_id.end())
+      throw failure(fmt::format("record {}: unknown client {}", next, r.client_id));
     const client_log& c = *it->second;
     if (r.client_order_id != last[r.client_id] + 1) {
       throw failure(fmt::format("record {}: client {} order {} after {} (a duplicate or a gap)",
@@ -275,19 +278,20 @@ std::int64_t verify(const std::string& journal, const std::vector<client_log>& a
     }
     last[r.client_id] = r.client_order_id;
     if (r.client_order_id > c.sent.size()) {
-      throw failure(fmt::format("record {}: client {} never sent order {}", next, c.id,
-                                r.client_order_id));
+      throw failure(
+          fmt::format("record {}: client {} never sent order {}", next, c.id, r.client_order_id));
     }
     const op::new_order_msg& m = c.sent[r.client_order_id - 1];
     if (r.price != m.price || r.qty != m.qty || r.side != m.side) {
-      throw failure(fmt::format("record {}: client {} order {} is not what was sent", next,
-                                c.id, r.client_order_id));
+      throw failure(fmt::format("record {}: client {} order {} is not what was sent", next, c.id,
+                                r.client_order_id));
     }
     where[{r.client_id, r.client_order_id}] = next;
     ++next;
   }
   if (reader.torn_bytes() != 0) {
-    throw failure(fmt::format("a torn tail of {} bytes after a clean shutdown", reader.torn_bytes()));
+    throw failure(
+        fmt::format("a torn tail of {} bytes after a clean shutdown", reader.torn_bytes()));
   }
   std::int64_t acked = 0;
   for (const client_log& c : all) {
@@ -304,9 +308,10 @@ std::int64_t verify(const std::string& journal, const std::vector<client_log>& a
       ++acked;
     }
   }
-  fmt::print("journal verified: {} records, sequences 0..{} without a gap; all {} acked orders "
-             "in it exactly once, intact, at their acked sequence\n",
-             next, next - 1, acked);
+  fmt::print(
+      "journal verified: {} records, sequences 0..{} without a gap; all {} acked orders "
+      "in it exactly once, intact, at their acked sequence\n",
+      next, next - 1, acked);
   return next;
 }
 
@@ -332,7 +337,8 @@ int kill_loop(const std::string& binary, int kills, std::uint64_t seed) {
         [&] { status = stop_server(p, last ? SIGTERM : SIGKILL); }, rng());
     std::int64_t acks = 0;
     for (const client_log& c : logs) {
-      if (!c.error.empty()) throw failure(fmt::format("round {} client {}: {}", round, c.id, c.error));
+      if (!c.error.empty())
+        throw failure(fmt::format("round {} client {}: {}", round, c.id, c.error));
       check_acks(c, max_acked, p.recovered);
       acks += static_cast<std::int64_t>(c.acks.size());
     }
@@ -360,7 +366,8 @@ int journal_full(const std::string& binary) {
   server_process p = start_server(binary, dir, journal, 0, 256 * 1024);
   // Enough orders to pass 256 KiB of journal (each record ~50 bytes framed): the client runs
   // until the server stops taking orders and hangs up.
-  std::vector<client_log> logs = run_round(p.port, 1, 2, 4000ms, [] {}, 7);
+  std::vector<client_log> logs = run_round(
+      p.port, 1, 2, 4000ms, [] {}, 7);
   int status = 0;
   ::waitpid(p.pid, &status, 0);  // the server exits by itself
   const std::string err = read_file(p.err_path);
@@ -395,15 +402,16 @@ int journal_full(const std::string& binary) {
   for (const client_log& c : logs) {
     for (const op::ack_msg& a : c.acks) {
       if (!journaled.count({c.id, a.client_order_id})) {
-        throw failure(fmt::format("client {}: order {} acked but not journaled", c.id,
-                                  a.client_order_id));
+        throw failure(
+            fmt::format("client {}: order {} acked but not journaled", c.id, a.client_order_id));
       }
       ++acked;
     }
   }
-  fmt::print("journal full: the server stopped taking orders (exit 1), the clients were told "
-             "\"{}\"; {} acked orders all among the {} journaled records\n",
-             logs[0].notice.empty() ? logs[1].notice : logs[0].notice, acked, records);
+  fmt::print(
+      "journal full: the server stopped taking orders (exit 1), the clients were told "
+      "\"{}\"; {} acked orders all among the {} journaled records\n",
+      logs[0].notice.empty() ? logs[1].notice : logs[0].notice, acked, records);
   std::filesystem::remove_all(dir);
   return 0;
 }

@@ -123,12 +123,12 @@ struct connection_id {
 /// Counters of a server, for reports and tests (relaxed reads: each is exact once the server's
 /// run() has returned, approximate while it runs).
 struct server_stats {
-  std::uint64_t accepted = 0;        ///< connections taken into a slot
-  std::uint64_t refused = 0;         ///< accepted beyond max_connections and closed at once
-  std::uint64_t accept_errors = 0;   ///< failed accepts (every kind)
-  std::uint64_t accept_backoffs = 0; ///< back-offs after EMFILE / ENFILE / ENOBUFS / ENOMEM
-  std::uint64_t replies_dropped = 0; ///< send() calls on a closed connection or a stale id
-  std::uint64_t open = 0;            ///< connections holding a slot now
+  std::uint64_t accepted = 0;         ///< connections taken into a slot
+  std::uint64_t refused = 0;          ///< accepted beyond max_connections and closed at once
+  std::uint64_t accept_errors = 0;    ///< failed accepts (every kind)
+  std::uint64_t accept_backoffs = 0;  ///< back-offs after EMFILE / ENFILE / ENOBUFS / ENOMEM
+  std::uint64_t replies_dropped = 0;  ///< send() calls on a closed connection or a stale id
+  std::uint64_t open = 0;             ///< connections holding a slot now
   std::array<std::uint64_t, close_reason_count> closed{};  ///< by close_reason
 
   [[nodiscard]] std::uint64_t closed_for(close_reason r) const noexcept {
@@ -353,14 +353,22 @@ class server {
 namespace rondo::detail {
 [[nodiscard]] constexpr std::string_view enum_name(close_reason r) noexcept {
   switch (r) {
-    case close_reason::peer_closed: return "peer closed";
-    case close_reason::server_stopping: return "server stopping";
-    case close_reason::idle_timeout: return "idle timeout";
-    case close_reason::read_timeout: return "read timeout";
-    case close_reason::slow_reader: return "slow reader";
-    case close_reason::outbox_overflow: return "outbox overflow";
-    case close_reason::bad_input: return "bad input";
-    case close_reason::io_error: return "I/O error";
+    case close_reason::peer_closed:
+      return "peer closed";
+    case close_reason::server_stopping:
+      return "server stopping";
+    case close_reason::idle_timeout:
+      return "idle timeout";
+    case close_reason::read_timeout:
+      return "read timeout";
+    case close_reason::slow_reader:
+      return "slow reader";
+    case close_reason::outbox_overflow:
+      return "outbox overflow";
+    case close_reason::bad_input:
+      return "bad input";
+    case close_reason::io_error:
+      return "I/O error";
   }
   return "close_reason(?)";
 }
