@@ -41,7 +41,8 @@ int run(bool direct) {
 
   std::uint64_t settled = 0;
   std::uint64_t not_durable = 0;
-  std::vector<::iovec> iov;  // one record per trade; reused, the journal stage runs one batch at a time
+  std::vector<::iovec>
+      iov;  // one record per trade; reused, the journal stage runs one batch at a time
   auto d = rondo::disruptor<trade>::builder()
                .capacity(4096)
                .metrics()
@@ -52,13 +53,14 @@ int run(bool direct) {
                         for (trade& t : b) iov.push_back({&t, sizeof t});
                         co_await j->append_durable(iov);  // write + fdatasync
                       })
-               .stage("settle",
-                      [&](trade& t, std::int64_t, bool) {
-                        ++settled;
-                        // Record t.id has sequence t.id: the journal holds it already.
-                        if (static_cast<std::int64_t>(t.id) >= j->next_sequence()) ++not_durable;
-                      },
-                      rondo::after("journal"))
+               .stage(
+                   "settle",
+                   [&](trade& t, std::int64_t, bool) {
+                     ++settled;
+                     // Record t.id has sequence t.id: the journal holds it already.
+                     if (static_cast<std::int64_t>(t.id) >= j->next_sequence()) ++not_durable;
+                   },
+                   rondo::after("journal"))
                .build();
   d.start();
   for (std::uint64_t i = 0; i < n; i += 16) {
@@ -91,10 +93,11 @@ int run(bool direct) {
     ++read;
   }
   ok = ok && read == n;
-  fmt::print("{} journal: {} trades in {} fdatasyncs (mean batch {:.1f}), {} segment rolls, "
-             "settled {}, read back: {}\n",
-             direct ? "O_DIRECT" : "buffered", n, syncs, m[0].metrics.mean_batch(), rolls,
-             settled, ok ? "every trade once, in order, CRC-verified" : "NO");
+  fmt::print(
+      "{} journal: {} trades in {} fdatasyncs (mean batch {:.1f}), {} segment rolls, "
+      "settled {}, read back: {}\n",
+      direct ? "O_DIRECT" : "buffered", n, syncs, m[0].metrics.mean_batch(), rolls, settled,
+      ok ? "every trade once, in order, CRC-verified" : "NO");
   fmt::print("{}\n", rondo::verify_journal(dir));
   std::filesystem::remove_all(dir);
   return ok ? 0 : 1;

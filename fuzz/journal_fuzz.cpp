@@ -35,15 +35,21 @@ namespace {
   std::abort();
 }
 
-// A scratch directory per process, on tmpfs when there is one.
+// A scratch directory per process, on tmpfs when there is one; removed at exit. (Never
+// destroyed: the exit handler outlives every static destructor.)
 const std::string& scratch_dir() {
-  static const std::string dir = [] {
+  static const std::string* dir = [] {
     const char* base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
-    std::string d = std::string(base) + "/rondo-journal-fuzz-" + std::to_string(::getpid());
-    std::filesystem::create_directories(d);
+    auto* d =
+        new std::string(std::string(base) + "/rondo-journal-fuzz-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(*d);
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(scratch_dir(), ec);
+    });
     return d;
   }();
-  return dir;
+  return *dir;
 }
 
 struct rec {
@@ -130,8 +136,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto again = rondo::verify_journal(dir);
   if (!again.clean()) broken("verify after recovery is not clean");
   // (With every segment dropped the directory is empty, and its numbering is the opener's.)
-  if (again.segments > 0 && (again.next_sequence != rep.next_sequence ||
-                             again.first_sequence != rep.first_sequence)) {
+  if (again.segments > 0 &&
+      (again.next_sequence != rep.next_sequence || again.first_sequence != rep.first_sequence)) {
     broken("verify after recovery disagrees with the recovery");
   }
   std::vector<rec> after;

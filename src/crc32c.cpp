@@ -25,7 +25,8 @@ constexpr auto make_tables() {
     t[0][b] = c;
   }
   for (std::size_t k = 1; k < 8; ++k) {
-    for (std::uint32_t b = 0; b < 256; ++b) t[k][b] = (t[k - 1][b] >> 8) ^ t[0][t[k - 1][b] & 0xFFU];
+    for (std::uint32_t b = 0; b < 256; ++b)
+      t[k][b] = (t[k - 1][b] >> 8) ^ t[0][t[k - 1][b] & 0xFFU];
   }
   return t;
 }
@@ -88,11 +89,12 @@ std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::size_t n) 
   return ~chosen(~crc, static_cast<const unsigned char*>(data), n);
 }
 
-std::uint32_t crc32c_extend_portable(std::uint32_t crc, const void* data,
-                                     std::size_t n) noexcept {
+std::uint32_t crc32c_extend_portable(std::uint32_t crc, const void* data, std::size_t n) noexcept {
   return ~portable(~crc, static_cast<const unsigned char*>(data), n);
 }
 
-bool crc32c_hardware() noexcept { return chosen != &portable; }
+bool crc32c_hardware() noexcept {
+  return chosen != &portable;
+}
 
 }  // namespace rondo::detail

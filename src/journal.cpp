@@ -29,15 +29,21 @@ namespace {
 constexpr std::uint64_t block = 4096;
 constexpr std::byte zero_pad[journal_format::alignment] = {};
 
-std::uint64_t round_down(std::uint64_t v) noexcept { return v & ~(block - 1); }
-std::uint64_t round_up(std::uint64_t v) noexcept { return (v + block - 1) & ~(block - 1); }
+std::uint64_t round_down(std::uint64_t v) noexcept {
+  return v & ~(block - 1);
+}
+std::uint64_t round_up(std::uint64_t v) noexcept {
+  return (v + block - 1) & ~(block - 1);
+}
 
 [[noreturn]] void throw_errno(int e, const std::string& what) {
   throw std::system_error(e, std::system_category(), what);
 }
 }  // namespace
 
-void journal::free_aligned::operator()(std::byte* p) const noexcept { std::free(p); }
+void journal::free_aligned::operator()(std::byte* p) const noexcept {
+  std::free(p);
+}
 
 journal::journal(io_context& io, std::string dir, journal_options opts)
     : io_(&io), dir_(std::move(dir)), opts_(opts) {
@@ -46,17 +52,16 @@ journal::journal(io_context& io, std::string dir, journal_options opts)
         "journal_options::segment_bytes {} must be at least 4096", opts_.segment_bytes));
   }
   if (opts_.first_sequence < 0) {
-    throw std::invalid_argument(fmt::format("journal_options::first_sequence {} must be >= 0",
-                                            opts_.first_sequence));
+    throw std::invalid_argument(
+        fmt::format("journal_options::first_sequence {} must be >= 0", opts_.first_sequence));
   }
   if (opts_.staging < 2 * block || opts_.staging % block != 0) {
     throw std::invalid_argument(fmt::format(
         "journal_options::staging {} must be a multiple of 4096, at least 8192", opts_.staging));
   }
   if (opts_.direct && (opts_.preallocate == 0 || opts_.preallocate % block != 0)) {
-    throw std::invalid_argument(
-        fmt::format("journal_options::preallocate {} must be a positive multiple of 4096",
-                    opts_.preallocate));
+    throw std::invalid_argument(fmt::format(
+        "journal_options::preallocate {} must be a positive multiple of 4096", opts_.preallocate));
   }
   if (::mkdir(dir_.c_str(), 0755) != 0 && errno != EEXIST) {
     throw_errno(errno, fmt::format("rondo::journal: mkdir({})", dir_));
@@ -134,7 +139,8 @@ void journal::open_segment(std::int64_t base, bool create) {
     if (opts_.direct) reserve_space(block);
     const ssize_t w = ::pwrite(fd_, staging_.get(), len, 0);
     if (w != static_cast<ssize_t>(len)) {
-      throw_errno(w < 0 ? errno : EIO, fmt::format("rondo::journal: write({}, offset 0)", seg_path_));
+      throw_errno(w < 0 ? errno : EIO,
+                  fmt::format("rondo::journal: write({}, offset 0)", seg_path_));
     }
     tail_ = journal_format::file_header_size;
     seg_durable_ = 0;  // counted in size() by the first append's sync
@@ -142,7 +148,8 @@ void journal::open_segment(std::int64_t base, bool create) {
     return;
   }
   struct stat st {};
-  if (::fstat(fd_, &st) != 0) throw_errno(errno, fmt::format("rondo::journal: fstat({})", seg_path_));
+  if (::fstat(fd_, &st) != 0)
+    throw_errno(errno, fmt::format("rondo::journal: fstat({})", seg_path_));
   tail_ = seg_durable_ = static_cast<std::uint64_t>(st.st_size);
   if (!opts_.direct) {
     stage_base_ = tail_;
@@ -200,14 +207,15 @@ task<> journal::append_durable(std::span<const ::iovec> records) {
         dir_, failure_));
   }
   if (appending_) {
-    throw std::logic_error(
-        fmt::format("rondo::journal({}): append_durable while another append is in progress", dir_));
+    throw std::logic_error(fmt::format(
+        "rondo::journal({}): append_durable while another append is in progress", dir_));
   }
   for (const ::iovec& r : records) {
     if (r.iov_len > journal_format::max_payload) {
-      throw std::invalid_argument(fmt::format("rondo::journal({}): a record of {} bytes is over "
-                                              "the limit of {} bytes",
-                                              dir_, r.iov_len, journal_format::max_payload));
+      throw std::invalid_argument(
+          fmt::format("rondo::journal({}): a record of {} bytes is over "
+                      "the limit of {} bytes",
+                      dir_, r.iov_len, journal_format::max_payload));
     }
   }
   if (records.empty()) co_return;

@@ -23,7 +23,8 @@
 namespace rondo {
 
 // The format is defined little-endian and written with memcpy of native integers.
-static_assert(std::endian::native == std::endian::little, "rondo's journal format is little-endian");
+static_assert(std::endian::native == std::endian::little,
+              "rondo's journal format is little-endian");
 
 namespace journal_format {
 std::string segment_name(std::int64_t base_sequence) {
@@ -84,7 +85,9 @@ std::uint32_t record_crc(std::int64_t seq, std::uint32_t len, const std::byte* p
   return detail::crc32c_extend(detail::crc32c(head, sizeof head), payload, len);
 }
 
-std::uint32_t header_crc(const std::byte* h) noexcept { return detail::crc32c(h, 28); }
+std::uint32_t header_crc(const std::byte* h) noexcept {
+  return detail::crc32c(h, 28);
+}
 
 }  // namespace
 
@@ -138,7 +141,8 @@ tail_kind classify_tail(std::span<const std::byte> image, std::size_t offset,
   // A torn write leaves no whole record after the damage; a flipped bit does. Frames are
   // 8-aligned, and every frame takes >= 16 bytes, so a record at q holds a sequence in
   // [expect, expect + (q - offset) / 16]: cheap to test before the CRC.
-  for (std::size_t q = offset; q + record_header_size <= image.size(); q += journal_format::alignment) {
+  for (std::size_t q = offset; q + record_header_size <= image.size();
+       q += journal_format::alignment) {
     const auto seq = load_at<std::int64_t>(image.data() + q + 8);
     const auto span = static_cast<std::int64_t>((q - offset) / record_header_size);
     if (seq < expect || seq - expect > span) continue;
@@ -150,7 +154,8 @@ tail_kind classify_tail(std::span<const std::byte> image, std::size_t offset,
 const char* check_file_header(std::span<const std::byte> image, std::int64_t& base) noexcept {
   if (image.size() < file_header_size) return "truncated file header";
   const std::byte* h = image.data();
-  if (std::memcmp(h, journal_format::magic, 8) != 0) return "bad magic (not a rondo journal segment)";
+  if (std::memcmp(h, journal_format::magic, 8) != 0)
+    return "bad magic (not a rondo journal segment)";
   if (load_at<std::uint32_t>(h + 28) != header_crc(h)) return "file header CRC32C mismatch";
   if (load_at<std::uint32_t>(h + 8) != journal_format::version) return "unsupported format version";
   if (load_at<std::uint32_t>(h + 12) != file_header_size) return "unsupported header size";
@@ -299,7 +304,8 @@ recovery_report recover_locked(const std::string& dir, open_mode mode, bool veri
     const std::span<const std::byte> img(image);
     std::int64_t base = -1;
     const char* bad = check_file_header(img, base);
-    if (bad == nullptr && base != segs[i].first) bad = "the header's base sequence differs from the file name";
+    if (bad == nullptr && base != segs[i].first)
+      bad = "the header's base sequence differs from the file name";
     if (bad != nullptr) {
       // A crash while rolling leaves the new (last) segment without its header, and with no
       // record after it; anything else is damage.
@@ -313,14 +319,14 @@ recovery_report recover_locked(const std::string& dir, open_mode mode, bool veri
                         nonzero ? "segment removed" : "empty segment removed"));
         break;
       }
-      throw journal_corruption_error(
-          path, 0, at, fmt::format("rondo::journal: {}: {}{}", path, bad,
-                                   last ? ", and valid records follow it" : ""));
+      throw journal_corruption_error(path, 0, at,
+                                     fmt::format("rondo::journal: {}: {}{}", path, bad,
+                                                 last ? ", and valid records follow it" : ""));
     }
     if (expect_known && base != expect) {
       const std::string why = fmt::format(
-          "rondo::journal: {} starts at sequence {} but the previous segment ends before {}",
-          path, base, expect);
+          "rondo::journal: {} starts at sequence {} but the previous segment ends before {}", path,
+          base, expect);
       if (mode != open_mode::repair) throw journal_corruption_error(path, 0, expect, why);
       cut(i, 0, image.size(), true, why);
       break;
@@ -353,17 +359,18 @@ recovery_report recover_locked(const std::string& dir, open_mode mode, bool veri
     }
     if ((k == tail_kind::torn && last) || mode == open_mode::repair) {
       cut(i, off, image.size(), false,
-          fmt::format("{} in {} at {}", k == tail_kind::torn ? "torn tail" : "corrupt record",
-                      path, describe(off, expect, d.why)));
+          fmt::format("{} in {} at {}", k == tail_kind::torn ? "torn tail" : "corrupt record", path,
+                      describe(off, expect, d.why)));
       break;
     }
     throw journal_corruption_error(
         path, off, expect,
-        fmt::format("rondo::journal: {}: corrupt record at {}, {}; not truncated (open_mode::repair "
-                    "drops it and everything after it)",
-                    path, describe(off, expect, d.why),
-                    k == tail_kind::corrupt ? "and valid records follow it"
-                                            : "in a segment that is not the last"));
+        fmt::format(
+            "rondo::journal: {}: corrupt record at {}, {}; not truncated (open_mode::repair "
+            "drops it and everything after it)",
+            path, describe(off, expect, d.why),
+            k == tail_kind::corrupt ? "and valid records follow it"
+                                    : "in a segment that is not the last"));
   }
   rep.next_sequence = expect;
   if (rep.segments == 0) rep.first_sequence = expect;
@@ -402,6 +409,9 @@ journal_reader::journal_reader(std::string dir, std::int64_t from)
     if (segments_[i].first <= from_) index_ = i;
   }
   done_ = segments_.empty();
+  // Before the first load (and if that segment turns out headerless), the sequence expected
+  // next is the one its name gives.
+  if (!done_) expect_ = segments_[index_].first;
 }
 
 bool journal_reader::load(std::size_t index) {
@@ -420,8 +430,7 @@ bool journal_reader::load(std::size_t index) {
       torn_ = image_.size();  // a crash while rolling: recovery removes this segment
       return false;
     }
-    throw journal_corruption_error(path, 0, want,
-                                   fmt::format("rondo::journal: {}: {}", path, bad));
+    throw journal_corruption_error(path, 0, want, fmt::format("rondo::journal: {}: {}", path, bad));
   }
   if (!first && base != expect_) {
     throw journal_corruption_error(
@@ -446,9 +455,8 @@ std::optional<record_view> journal_reader::next() {
     }
     const detail::record_decode d = detail::decode_record(image_, offset_, expect_);
     if (d.ok) {
-      const record_view v{d.sequence,
-                          std::span<const std::byte>(image_).subspan(offset_ + record_header_size,
-                                                                     d.length)};
+      const record_view v{d.sequence, std::span<const std::byte>(image_).subspan(
+                                          offset_ + record_header_size, d.length)};
       offset_ += d.frame;
       ++expect_;
       if (v.sequence < from_) continue;

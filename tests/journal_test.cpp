@@ -10,11 +10,11 @@
 #include <rondo/io/journal_reader.hpp>
 #include <rondo/rondo.hpp>
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -277,13 +277,15 @@ TEST_CASE("journal: segments roll by size; readers cross them and start anywhere
   // A missing middle segment is a gap, never silently skipped.
   fs::remove(dir + "/" + segs[2].second);
   CHECK_THROWS_AS(rondo::verify_journal(dir), rondo::journal_corruption_error);
-  CHECK_THROWS_WITH(rondo::journal(io, dir), Catch::Contains(segs[3].second) &&
-                                                 Catch::Contains("previous segment ends"));
+  CHECK_THROWS_WITH(rondo::journal(io, dir),
+                    Catch::Contains(segs[3].second) && Catch::Contains("previous segment ends"));
   rondo::journal_reader r(dir);
   std::int64_t n = 0;
-  CHECK_THROWS_AS([&] {
-    while (r.next()) ++n;
-  }(), rondo::journal_corruption_error);
+  CHECK_THROWS_AS(
+      [&] {
+        while (r.next()) ++n;
+      }(),
+      rondo::journal_corruption_error);
   CHECK(n == segs[2].first - 7);  // everything before the gap was read
 }
 
@@ -335,7 +337,9 @@ TEST_CASE("journal: a torn last record is dropped at every byte cut, and appends
     CHECK(rep.next_sequence == 4);
     CHECK(rep.bytes_dropped == cut - last);
     CHECK(rep.clean() == (cut == last));
-    if (cut > last) CHECK_THAT(rep.why, Catch::Contains("torn tail") && Catch::Contains("offset " + std::to_string(last)));
+    if (cut > last)
+      CHECK_THAT(rep.why,
+                 Catch::Contains("torn tail") && Catch::Contains("offset " + std::to_string(last)));
     CHECK(fs::file_size(seg(d, 0)) == last);
     if (cut % 17 == 0) {  // and the journal appends after the valid prefix
       rondo::journal j(io, d);
@@ -370,8 +374,10 @@ TEST_CASE("journal: flipped bits are detected; in the middle they are an error, 
     std::size_t at;
     int bit;
   };
-  std::vector<flip> flips = {{"length, low bit", mid, 0},      {"length, high bit", mid + 3, 7},
-                             {"crc", mid + 4, 3},              {"sequence", mid + 8, 0},
+  std::vector<flip> flips = {{"length, low bit", mid, 0},
+                             {"length, high bit", mid + 3, 7},
+                             {"crc", mid + 4, 3},
+                             {"sequence", mid + 8, 0},
                              {"payload, first byte", mid + 16, 5},
                              {"payload, last byte", mid + 16 + mid_len - 1, 1}};
   if (rondo::journal_format::frame_size(mid_len) > 16 + mid_len) {
@@ -431,6 +437,11 @@ TEST_CASE("journal: flipped bits are detected; in the middle they are an error, 
     CHECK(rep.next_sequence == 5);
     CHECK(rep.bytes_dropped == full.size() - offs[5]);
     CHECK_THAT(rep.why, Catch::Contains("CRC32C mismatch"));
+    CHECK_THAT(fmt::format("{}", rep),
+               Catch::EndsWith(fmt::format(
+                   "1 segment, 5 records verified, sequences [0, 4], next 5, dropped {} bytes and "
+                   "0 segments: torn tail in {} at offset {}, sequence 5: CRC32C mismatch",
+                   full.size() - offs[5], seg(dir, 0), offs[5])));
   }
 }
 
@@ -561,12 +572,13 @@ TEST_CASE("journal: replay rebuilds state through a disruptor", "[io][journal][d
   CHECK(ok);
 }
 
-TEST_CASE("journal: errors name the path, the value and the errno", "[io][journal][deterministic]") {
+TEST_CASE("journal: errors name the path, the value and the errno",
+          "[io][journal][deterministic]") {
   scratch s;
   rondo::io_context io;
-  CHECK_THROWS_WITH(rondo::journal(io, "/nonexistent-dir/j"),
-                    Catch::Contains("mkdir(/nonexistent-dir/j)") &&
-                        Catch::Contains("No such file or directory"));
+  CHECK_THROWS_WITH(
+      rondo::journal(io, "/nonexistent-dir/j"),
+      Catch::Contains("mkdir(/nonexistent-dir/j)") && Catch::Contains("No such file or directory"));
   rondo::journal_options o;
   o.direct = true;
   o.preallocate = 1000;
@@ -582,20 +594,48 @@ TEST_CASE("journal: errors name the path, the value and the errno", "[io][journa
   CHECK_THROWS_WITH(rondo::journal(io, s.dir(), o), Catch::Contains("first_sequence -1"));
   rondo::journal j(io, s.dir());
   CHECK_THROWS_WITH(rondo::journal(io, s.dir()), Catch::Contains("flock(" + s.dir()));
+  // A record over the limit is refused before anything is written; the journal goes on.
+  const std::vector<::iovec> huge{{nullptr, rondo::journal_format::max_payload + 1}};
+  CHECK_THROWS_WITH(run(io, j.append_durable(huge)), Catch::Contains("over the limit"));
+  CHECK(j.failure().empty());
+  append(io, j, 1);
+  // Two appends at once (one journal stage is one coroutine): the second is refused.
+  std::string rec = "x";
+  const std::vector<::iovec> one{{rec.data(), rec.size()}};
+  int done = 0;
+  std::string second_error;
+  auto first = [&]() -> detached {
+    co_await j.append_durable(one);
+    ++done;
+  };
+  auto second = [&]() -> detached {
+    try {
+      co_await j.append_durable(one);
+    } catch (const std::logic_error& e) {
+      second_error = e.what();
+    }
+    ++done;
+  };
+  first();  // suspends in its write
+  second();
+  while (done < 2) REQUIRE(io.run_one());
+  CHECK_THAT(second_error, Catch::Contains("another append is in progress"));
+  CHECK(j.next_sequence() == 2);
   CHECK_THROWS_WITH(rondo::recover_journal(s.dir()), Catch::Contains("flock("));
   spit(s.dir() + "/junk.rj", "");
   CHECK_THROWS_WITH(rondo::verify_journal(s.dir()), Catch::Contains("not a segment name"));
 }
 
-TEST_CASE("journal: a full disk (tmpfs) fails at once naming ENOSPC and the path; nothing acked "
-          "is lost",
-          "[io][journal][fault]") {
+TEST_CASE(
+    "journal: a full disk (tmpfs) fails at once naming ENOSPC and the path; nothing acked "
+    "is lost",
+    "[io][journal][fault]") {
   scratch s;
   const std::string mnt = s.dir("mnt");
   fs::create_directory(mnt);
   if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=1m") != 0) {
     WARN("skipped: mounting a 1 MiB tmpfs on " << mnt << " was refused (" << std::strerror(errno)
-                                                << "; the test needs root)");
+                                               << "; the test needs root)");
     return;
   }
   struct unmount {

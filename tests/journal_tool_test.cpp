@@ -3,8 +3,8 @@
 
 #include <rondo/io/journal.hpp>
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
 #include <array>
 #include <cstdio>
@@ -70,7 +70,8 @@ TEST_CASE("rondo-journal: verify, dump, tail, usage", "[io][journal][tool]") {
     rondo::journal j(io, dir, o);
     for (int b = 0; b < 30; ++b) {
       std::vector<std::string> recs;
-      for (int i = 0; i < 4; ++i) recs.push_back(fmt::format("order {} {}", j.next_sequence() + i, std::string(60, 'q')));
+      for (int i = 0; i < 4; ++i)
+        recs.push_back(fmt::format("order {} {}", j.next_sequence() + i, std::string(60, 'q')));
       append(io, j, recs);
     }
     append(io, j, {std::string("a\nb\\c\x01", 6)});
@@ -90,12 +91,21 @@ TEST_CASE("rondo-journal: verify, dump, tail, usage", "[io][journal][tool]") {
                         Catch::EndsWith("120 6 610a625c6301\n"));
   CHECK(tool("tail " + dir).out.find("111 70 order 111") == 0);
 
-  for (const char* bad : {"", "verify", "frobnicate " , "dump /x --from abc", "tail /x -n", "verify /x --hex"}) {
+  for (const char* bad :
+       {"", "verify", "frobnicate ", "dump /x --from abc", "tail /x -n", "verify /x --hex"}) {
     const std::string args = std::string(bad) + (std::string(bad) == "frobnicate " ? dir : "");
     auto u = tool(args);
     INFO(args);
     CHECK(u.code == 2);
     CHECK_THAT(u.out, Catch::Contains("usage: rondo-journal verify DIR"));
+  }
+  // tail after a crash while rolling (a last segment without its header): the records before it.
+  {
+    const std::string empty = dir + "/" + rondo::journal_format::segment_name(121);
+    { std::ofstream f(empty); }
+    REQUIRE(std::filesystem::exists(empty));
+    CHECK(tool("tail " + dir + " -n 1").out == "120 6 a\\x0ab\\x5cc\\x01\n");
+    std::filesystem::remove(empty);
   }
   // A torn tail: verify says what recovery would drop (exit 1), dump stops before it.
   const auto segs = rondo::detail::list_segments(dir);

@@ -62,8 +62,9 @@ int dump(const std::string& dir, std::int64_t from, bool hex) {
   while (auto rec = r.next()) print_record(*rec, hex);
   if (r.torn_bytes() > 0) {
     std::fflush(stdout);  // the records first, then the note, when both go to one pipe
-    fmt::print(stderr, "rondo-journal: torn tail of {} bytes after sequence {} (opening the "
-                       "journal drops it)\n",
+    fmt::print(stderr,
+               "rondo-journal: torn tail of {} bytes after sequence {} (opening the "
+               "journal drops it)\n",
                r.torn_bytes(), r.position() - 1);
   }
   return 0;

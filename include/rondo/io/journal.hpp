@@ -129,13 +129,13 @@ class journal {
   journal_options opts_;
   recovery_report report_;
   int dirfd_ = -1;
-  int fd_ = -1;                   // the current segment
+  int fd_ = -1;  // the current segment
   std::string seg_path_;
   std::int64_t next_seq_ = 0;
-  std::uint64_t seg_durable_ = 0; // bytes of the current segment made durable
-  std::uint64_t tail_ = 0;        // its logical end, including what is staged
-  std::uint64_t stage_base_ = 0;  // file offset of staging_[0] (block aligned when direct)
-  std::uint64_t allocated_ = 0;   // direct: bytes fallocate'd in the current segment
+  std::uint64_t seg_durable_ = 0;  // bytes of the current segment made durable
+  std::uint64_t tail_ = 0;         // its logical end, including what is staged
+  std::uint64_t stage_base_ = 0;   // file offset of staging_[0] (block aligned when direct)
+  std::uint64_t allocated_ = 0;    // direct: bytes fallocate'd in the current segment
   std::uint64_t size_ = 0;
   std::uint64_t syncs_ = 0;
   std::uint64_t rolls_ = 0;

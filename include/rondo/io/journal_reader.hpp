@@ -25,7 +25,6 @@
 // Thread-safety: a journal_reader is used by one thread at a time. Readers may run while a
 // journal appends to the same directory (they see a prefix of it); recover_journal() must not.
 
-
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -80,9 +79,7 @@ struct recovery_report {
   std::string why;                     ///< what was dropped and where; empty when clean
   bool dry_run = false;                ///< verify_journal(): nothing was changed
 
-  [[nodiscard]] bool clean() const noexcept {
-    return bytes_dropped == 0 && segments_dropped == 0;
-  }
+  [[nodiscard]] bool clean() const noexcept { return bytes_dropped == 0 && segments_dropped == 0; }
   [[nodiscard]] std::int64_t last_sequence() const noexcept { return next_sequence - 1; }
   [[nodiscard]] bool empty() const noexcept { return next_sequence == first_sequence; }
 };
@@ -94,7 +91,9 @@ class journal_corruption_error : public std::runtime_error {
  public:
   journal_corruption_error(std::string segment, std::uint64_t offset, std::int64_t sequence,
                            const std::string& what)
-      : std::runtime_error(what), segment_(std::move(segment)), offset_(offset),
+      : std::runtime_error(what),
+        segment_(std::move(segment)),
+        offset_(offset),
         sequence_(sequence) {}
   [[nodiscard]] const std::string& segment() const noexcept { return segment_; }
   [[nodiscard]] std::uint64_t offset() const noexcept { return offset_; }
@@ -119,8 +118,7 @@ class journal_corruption_error : public std::runtime_error {
 /// tail, and for open_mode::repair / truncate drops what the mode says. Takes the directory's
 /// lock (flock) while it runs: std::system_error if a journal holds it.
 recovery_report recover_journal(const std::string& dir, open_mode mode = open_mode::recover,
-                                bool verify_all_segments = true,
-                                std::int64_t first_sequence = 0);
+                                bool verify_all_segments = true, std::int64_t first_sequence = 0);
 
 /// One record: its sequence and its payload (valid until the reader's next call of next()).
 struct record_view {
@@ -157,10 +155,10 @@ class journal_reader {
   std::string dir_;
   std::int64_t from_;
   std::vector<std::pair<std::int64_t, std::string>> segments_;  // (base, file name), sorted
-  std::size_t index_ = 0;        // the segment in image_
+  std::size_t index_ = 0;                                       // the segment in image_
   std::vector<std::byte> image_;
-  std::size_t offset_ = 0;       // of the next record in image_
-  std::int64_t expect_ = 0;      // sequence of the next record
+  std::size_t offset_ = 0;   // of the next record in image_
+  std::int64_t expect_ = 0;  // sequence of the next record
   bool loaded_ = false;
   bool done_ = false;
   std::uint64_t torn_ = 0;
@@ -200,8 +198,8 @@ struct record_decode {
   bool ok = false;
   std::uint32_t length = 0;
   std::int64_t sequence = 0;
-  std::size_t frame = 0;   // bytes the frame takes (ok only)
-  const char* why = "";    // why not ok
+  std::size_t frame = 0;  // bytes the frame takes (ok only)
+  const char* why = "";   // why not ok
 };
 /// Decodes and verifies the record at `offset` of `image`, which must have sequence `expect`.
 [[nodiscard]] record_decode decode_record(std::span<const std::byte> image, std::size_t offset,
