@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <string>
 #include <thread>
@@ -86,7 +87,7 @@ bool run_client(sockaddr_in addr, int conns, int rounds) {
   return ok;
 }
 
-int main() {
+int main() try {
   constexpr int conns = 8;
   constexpr int rounds = 500;
   rondo::io_context io;  // this thread owns it and drives it from its own loop
@@ -176,4 +177,8 @@ int main() {
              "saw {} messages, {} bytes; the loop's own timer ticked {} times: {}\n",
              conns, rounds, messages, total_bytes, ticks, ok ? "ok" : "FAILED");
   return ok ? 0 : 1;
+} catch (const std::exception& e) {
+  // io_uring refused (seccomp, kernel.io_uring_disabled, an old kernel): say so, exit 2.
+  fmt::print(stderr, "echo_server: {}\n", e.what());
+  return 2;
 }

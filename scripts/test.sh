@@ -7,6 +7,9 @@
 # (fuzz/run.sh); and the model check of the wake-up protocol
 # (verify/run.sh: spin proves the protocol, and its broken variants must fail). Installs missing
 # Debian packages first.
+# The server fault tests (a non-reader, idle and slowloris clients, EMFILE, 12 kill -9 of
+# order_server --serve, a full journal) and the run of every program under a seccomp filter that
+# refuses io_uring are CTest entries, so the ctest steps below run them (docs/servers.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh

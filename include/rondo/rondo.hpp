@@ -32,3 +32,4 @@
 #include <rondo/io/journal.hpp>
 #include <rondo/io/journal_reader.hpp>
 #include <rondo/io/runtime.hpp>
+#include <rondo/io/server.hpp>
