@@ -262,22 +262,21 @@ class wait_strategy {
     waiters_.notify(v, detail::cursor_advance);
   }
 
-  /// As signal(v) and signal_publish(v), for the caller that just stored `v` into `stored`: the
-  /// compiler barrier then orders only that store and the two loads (see
-  /// asymmetric_fence::light(stored, loaded...)), so a coroutine's frame stays in registers.
+  /// As signal(v) (or, with kind cursor_advance, signal_publish(v)), for the caller that just
+  /// stored `v` into `stored`: the compiler barrier then orders only that store and the two
+  /// loads (see asymmetric_fence::light(stored, loaded...)), so a coroutine's frame stays in
+  /// registers.
   template <class Stored>
-  [[gnu::always_inline]] void signal_after(std::int64_t v, Stored& stored) noexcept {
-    detail::asymmetric_fence::light(stored, events_.word(),
-                                    waiters_.min_target(detail::stage_advance));
+  [[gnu::always_inline]] void signal_after(
+      std::int64_t v, Stored& stored,
+      detail::advance_kind kind = detail::stage_advance) noexcept {
+    detail::asymmetric_fence::light(stored, events_.word(), waiters_.min_target(kind));
     events_.notify_fenced();
-    waiters_.notify(v, detail::stage_advance);
+    waiters_.notify(v, kind);
   }
   template <class Stored>
   [[gnu::always_inline]] void signal_publish_after(std::int64_t v, Stored& stored) noexcept {
-    detail::asymmetric_fence::light(stored, events_.word(),
-                                    waiters_.min_target(detail::cursor_advance));
-    events_.notify_fenced();
-    waiters_.notify(v, detail::cursor_advance);
+    signal_after(v, stored, detail::cursor_advance);
   }
 
   /// Wakes every blocked thread and parked coroutine unconditionally (shutdown paths, after
