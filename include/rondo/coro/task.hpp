@@ -134,10 +134,20 @@ class task_promise_base {
     void* raw = pool != nullptr ? pool->allocate(bytes) : ::operator new(bytes);
     return ::new (raw) frame_header{pool, bytes} + 1;
   }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+// g++ 12 at -O3, once a task is inlined into its caller, traces `h` back to this class's
+// operator new and calls ::operator delete on it a mismatch; `h` is the block that
+// ::operator new returned there (the frame starts one header further).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
   static void operator delete(void* p) noexcept {
     frame_header* h = static_cast<frame_header*>(p) - 1;
     if (h->pool != nullptr) h->pool->release(h, h->bytes); else ::operator delete(h);
   }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
   struct final_awaiter {
     [[nodiscard]] bool await_ready() const noexcept { return false; }
