@@ -339,6 +339,26 @@ inline std::exception_ptr cancelled(const char* op) {
       fmt::format("rondo::asio_bridge::{}: cancelled through its stop token", op)));
 }
 
+// For an operation that has to wait: the driver whose rondo context will run the wait, or
+// nullptr with `failure` set when `stop` was already requested. Throws std::logic_error when
+// there is no driver, or its context is stopped (the wait could never run).
+inline driver* driver_for_wait(const boost::asio::any_io_executor& work,
+                               const std::stop_token& stop, const char* op,
+                               std::exception_ptr& failure) {
+  if (stop.stop_requested()) {
+    failure = cancelled(op);
+    return nullptr;
+  }
+  driver& d = driver_of(work, op);
+  if (d.context().stopped()) {
+    throw std::logic_error(fmt::format(
+        "rondo::asio_bridge::{}: the driver's rondo io_context is stopped; the wait could never "
+        "run",
+        op));
+  }
+  return &d;
+}
+
 // Waits until a stage's position reaches `target`, or the stage will not get there (its
 // barrier says stop: past the drain limit, closed, halted). A coroutine wait like the stages'
 // own (spin, park on the rondo context, woken by the stage's advances and by shutdown's
@@ -427,16 +447,7 @@ void start_reserve(Handler&& h, coro_publisher<T> pub, std::int64_t n, std::stop
       post_completion(work, std::forward<Handler>(h), std::exception_ptr{}, std::move(*c));
       return;
     }
-    if (stop.stop_requested()) {
-      failure = cancelled("async_reserve");
-    } else {
-      d = &driver_of(work, "async_reserve");
-      if (d->context().stopped()) {
-        throw std::logic_error(
-            "rondo::asio_bridge::async_reserve: the driver's rondo io_context is stopped; the "
-            "wait could never run");
-      }
-    }
+    d = driver_for_wait(work, stop, "async_reserve", failure);
   } catch (...) {
     failure = std::current_exception();
   }
@@ -488,16 +499,7 @@ void start_position(Handler&& h, disruptor<T>& dis, std::string_view stage, std:
     // Acquire (in sequence::get): pairs with the stage's release store of its position.
     at = position->get();
     if (at < target) {
-      if (stop.stop_requested()) {
-        failure = cancelled("async_wait_for_position");
-      } else {
-        d = &driver_of(work, "async_wait_for_position");
-        if (d->context().stopped()) {
-          throw std::logic_error(
-              "rondo::asio_bridge::async_wait_for_position: the driver's rondo io_context is "
-              "stopped; the wait could never run");
-        }
-      }
+      d = driver_for_wait(work, stop, "async_wait_for_position", failure);
     }
   } catch (...) {
     failure = std::current_exception();
