@@ -264,14 +264,16 @@ class [[nodiscard]] publisher_reserve_operation {
   /// sequence. Anything else validates n (std::invalid_argument, std::logic_error, thrown here,
   /// before any wait) and tries a full claim.
   [[nodiscard]] [[gnu::always_inline]] bool await_ready() {
-    // The fast path writes nothing into the operation: the claim's end is the sequencer's
-    // claimed sequence, read back in await_resume (a single producer has one claim open).
+    // The fast path writes nothing into the operation (the constructor's two stores are all a
+    // granted reserve pays in the frame): the claim's end is the sequencer's claimed sequence,
+    // read back in await_resume (a single producer has one claim open).
     if (pub_->single_ != nullptr) [[likely]] {
       std::int64_t hi;
       if (pub_->single_->try_claim_fast(n_, hi)) [[likely]] return true;
     }
     path_ = path::polled;
     pub_->check_async(n_);
+    n_ = -n_;  // off the fast path from here on: see n_
     return poll();
   }
 
@@ -288,11 +290,11 @@ class [[nodiscard]] publisher_reserve_operation {
   }
 
   [[gnu::always_inline]] result_type await_resume() {
-    if (path_ == path::fast) [[likely]] {
+    if (n_ > 0) [[likely]] {
       const std::int64_t hi = pub_->single_->last_claimed();
       return claim<T>(pub_, hi - n_ + 1, hi);
     }
-    if (status_ == claim_status::granted) return claim<T>(pub_, hi_ - n_ + 1, hi_);
+    if (status_ == claim_status::granted) return claim<T>(pub_, hi_ - slow_n() + 1, hi_);
     if (status_ == claim_status::closed) sequencer::throw_closed_error();
     if constexpr (Maybe) {
       return std::nullopt;
@@ -303,7 +305,7 @@ class [[nodiscard]] publisher_reserve_operation {
   }
 
   ~publisher_reserve_operation() {
-    if (path_ == path::suspended) [[unlikely]] slow_.~slow_wait();
+    if (n_ < 0 && path_ == path::suspended) [[unlikely]] slow_.~slow_wait();
   }
 
  private:
@@ -321,12 +323,13 @@ class [[nodiscard]] publisher_reserve_operation {
     bool poll() noexcept { return op_->poll(); }
     static bool registry_ready(const slow_wait& w) noexcept {
       const publisher<T>& p = *w.op_->pub_;
-      return p.single_ ? p.single_->capacity_or_closed(w.op_->n_)
-                       : p.multi_->capacity_or_closed(w.op_->n_);
+      return p.single_ ? p.single_->capacity_or_closed(w.op_->slow_n())
+                       : p.multi_->capacity_or_closed(w.op_->slow_n());
     }
     [[nodiscard]] std::int64_t target() const noexcept {
       const publisher<T>& p = *op_->pub_;
-      return p.single_ ? p.single_->capacity_target(op_->n_) : p.multi_->capacity_target(op_->n_);
+      return p.single_ ? p.single_->capacity_target(op_->slow_n())
+                     : p.multi_->capacity_target(op_->slow_n());
     }
     [[nodiscard]] wait_moment moment() const noexcept { return wait_moment::ring_full; }
     // Only the terminal stages' advances free slots.
@@ -339,7 +342,8 @@ class [[nodiscard]] publisher_reserve_operation {
   };
 
   [[gnu::always_inline]] bool poll() noexcept {
-    status_ = pub_->single_ ? pub_->single_->try_claim(n_, hi_) : pub_->multi_->try_claim(n_, hi_);
+    status_ = pub_->single_ ? pub_->single_->try_claim(slow_n(), hi_)
+                            : pub_->multi_->try_claim(slow_n(), hi_);
     return status_ != claim_status::full;
   }
 
@@ -349,17 +353,23 @@ class [[nodiscard]] publisher_reserve_operation {
   };
   struct no_args {};
 
-  // Which of the three ways the operation went; await_resume and the destructor read it.
+  // How the operation went off the fast path (n_ < 0; on the fast path, try_claim_fast granted
+  // and the claim's end is the sequencer's claimed sequence); await_resume and the destructor
+  // read it.
   enum class path : std::uint8_t {
-    fast,      // try_claim_fast granted: the claim's end is the sequencer's claimed sequence
     polled,    // validated and tried: hi_ and status_ say how it went
     suspended  // slow_ is alive and reports through hi_ and status_
   };
 
+  // n off the fast path (after validation, so n >= 1 there).
+  [[nodiscard]] std::int64_t slow_n() const noexcept { return -n_; }
+
   publisher<T>* pub_;
+  // The requested n, negated once await_ready left the fast path: the sign is the fast path's
+  // only mark, so that a granted reserve stores nothing beyond pub_ and n_ into the frame.
   std::int64_t n_;
-  path path_ = path::fast;
-  claim_status status_ = claim_status::full;
+  path path_;            // written only off the fast path (n_ < 0)
+  claim_status status_;  // set by poll() before anything reads it
   std::int64_t hi_;  // set by poll() before anything reads it
   [[no_unique_address]] std::conditional_t<Maybe, cancel_args, no_args> args_;
   union {
