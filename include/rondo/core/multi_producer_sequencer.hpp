@@ -6,10 +6,9 @@
 //   cursor_:        the highest claimed sequence; producers advance it with CAS (never past
 //                   min(gating) + capacity, so a failed try_reserve claims nothing).
 //   gating_cache_:  the slowest gating sequence seen by any producer (a hint; stale is safe).
-//   flags_[i]:      per slot, (round << 1) | tombstone, round = 31 bits of seq >> log2(capacity).
-//                   A producer publishes seq s with a release store of the flag for round(s);
-//                   a barrier scans forward from its next sequence while flags match (acquire).
-//   tombstones_:    count of slots published as tombstones.
+//   slots_:         the per-slot publication record (publication_flags.hpp): a producer
+//                   publishes seq s with a release store of its flag; a barrier scans forward
+//                   from its next sequence while the flags match (acquire).
 //
 //   claim:  CAS cursor c -> c + n  ──▶ fill slots ──▶ flag[s] = round(s)<<1   (publish)
 //                                               └──▶ flag[s] = round(s)<<1|1 (abandon)
@@ -18,13 +17,9 @@
 // handlers skip those sequences without seeing the slot (whose contents are unfinished).
 // Handlers check flags for tombstones only while tombstone_count() is ahead of the tombstones
 // they have passed, so the common case pays nothing per event.
-//
-// The flags start at round 0x7fffffff, which no sequence below 2^31 * capacity has; by then every
-// slot has been published in an earlier round.
 
 #include <rondo/core/sequencer.hpp>
 
-#include <memory>
 
 namespace rondo {
 
@@ -33,8 +28,9 @@ class multi_producer_sequencer final : public sequencer {
  public:
   /// Throws std::invalid_argument unless capacity is a power of two >= 1.
   multi_producer_sequencer(std::int64_t capacity, wait_strategy& waits)
-      : multi_producer_sequencer(make_flags((detail::validate_capacity(capacity), capacity)),
-                                 capacity, waits) {}
+      : sequencer((detail::validate_capacity(capacity), capacity), waits, producer_type::multi,
+                  nullptr, &slots_),
+        slots_(capacity) {}
 
   /// Claims n slots if free now; returns the highest claimed sequence or nullopt.
   /// Throws std::invalid_argument for n outside [1, capacity], rondo::closed after close().
@@ -70,29 +66,19 @@ class multi_producer_sequencer final : public sequencer {
   }
 
   /// Publishes the claimed range [lo, hi].
-  void publish(std::int64_t lo, std::int64_t hi) noexcept { mark(lo, hi, 0U); }
+  void publish(std::int64_t lo, std::int64_t hi) noexcept {
+    slots_.mark(lo, hi, 0U);
+    waits_->signal_publish(hi);
+  }
 
   /// Publishes the claimed range [lo, hi] as tombstones: handlers skip it.
   void abandon(std::int64_t lo, std::int64_t hi) noexcept {
-    // Relaxed: made visible to handlers by the release flag stores in mark() that follow.
-    tombstones_.fetch_add(hi - lo + 1, std::memory_order_relaxed);
-    mark(lo, hi, 1U);
+    slots_.add_tombstones(hi - lo + 1);
+    slots_.mark(lo, hi, 1U);
+    waits_->signal_publish(hi);
   }
 
  private:
-  multi_producer_sequencer(std::unique_ptr<std::atomic<std::uint32_t>[]> flags,
-                           std::int64_t capacity, wait_strategy& waits)
-      : sequencer(capacity, waits, flags.get()), storage_(std::move(flags)) {}
-
-  static std::unique_ptr<std::atomic<std::uint32_t>[]> make_flags(std::int64_t capacity) {
-    auto f = std::make_unique<std::atomic<std::uint32_t>[]>(static_cast<std::size_t>(capacity));
-    for (std::int64_t i = 0; i < capacity; ++i) {
-      // Before any thread can see the array.
-      f[i].store(0xfffffffeU, std::memory_order_relaxed);
-    }
-    return f;
-  }
-
   std::optional<std::int64_t> try_claim(std::int64_t n) {
     std::int64_t hi = 0;
     const claim_status st = try_claim(n, hi);
@@ -147,15 +133,7 @@ class multi_producer_sequencer final : public sequencer {
   void check_reserve(std::int64_t n) const { check_n(n, capacity_); }
 
  private:
-  void mark(std::int64_t lo, std::int64_t hi, std::uint32_t tomb) noexcept {
-    for (std::int64_t s = lo; s <= hi; ++s) {
-      // Pairs with the acquire load in sequencer::highest_published()/is_tombstone().
-      flags_[s & mask_].store((round_of(s) << 1) | tomb, std::memory_order_release);
-    }
-    waits_->signal_publish(hi);
-  }
-
-  std::unique_ptr<std::atomic<std::uint32_t>[]> storage_;
+  publication_flags slots_;
   sequence gating_cache_;
 };
 

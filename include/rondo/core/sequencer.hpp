@@ -10,8 +10,9 @@
 //        +---------------- gating sequences (terminal stages) <----- barriers read cursor
 //
 // Single producer: `cursor_` is the highest *published* sequence. Multi producer: `cursor_` is
-// the highest *claimed* sequence and a per-slot flag array says which claimed slots are published
-// (see multi_producer_sequencer.hpp); highest_published() hides the difference from barriers.
+// the highest *claimed* sequence and a per-slot record says which claimed slots are published
+// (publication_flags.hpp); highest_published() hides the difference from barriers. Each kind
+// keeps its own state in its own class; this base holds only what both share.
 //
 // Closing (drain/close/halt): close() sets `closed_`, then runs a heavy asymmetric fence; a
 // producer records its claim, runs the light fence, then reads `closed_`. So either the producer
@@ -20,6 +21,7 @@
 // final cursor that settle() returns.
 
 #include <rondo/core/errors.hpp>
+#include <rondo/core/publication_flags.hpp>
 #include <rondo/core/ring_buffer.hpp>
 #include <rondo/core/sequence.hpp>
 #include <rondo/core/wait_strategy.hpp>
@@ -29,7 +31,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
-#include <bit>
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <limits>
@@ -52,17 +54,17 @@ enum class claim_status : std::uint8_t {
 
 class sequence_barrier;
 
-/// Base of both sequencers. Not used polymorphically (no virtual calls on any hot path): the
-/// multi-producer state a barrier needs (the availability flags) is reached through plain fields.
+/// What both sequencers share. Not used polymorphically (no virtual calls): what differs by
+/// kind is reached through two pointers set once by the concrete sequencer — where the highest
+/// claimed sequence lives (the single producer's claim mark, or the multi-producer cursor) and
+/// the per-slot publication record (null when claims are published in order).
 class sequencer {
  public:
   sequencer(const sequencer&) = delete;
   sequencer& operator=(const sequencer&) = delete;
 
   [[nodiscard]] std::int64_t capacity() const noexcept { return capacity_; }
-  [[nodiscard]] producer_type type() const noexcept {
-    return flags_ ? producer_type::multi : producer_type::single;
-  }
+  [[nodiscard]] producer_type type() const noexcept { return kind_; }
 
   /// Single producer: the highest published sequence. Multi producer: the highest claimed one.
   [[nodiscard]] const sequence& cursor() const noexcept { return cursor_; }
@@ -75,39 +77,37 @@ class sequencer {
     return min_sequence(gating_, fallback);
   }
 
+  /// The per-slot publication record when claims can be published out of order (multi
+  /// producer); null when the cursor alone says what is published (single producer).
+  [[nodiscard]] const publication_flags* published_out_of_order() const noexcept {
+    return slots_;
+  }
+
   /// The highest sequence h in [lo - 1, hi] such that every sequence in [lo, h] is published
-  /// (tombstones count as published). For a single producer: hi.
+  /// (tombstones count as published). hi is a cursor value the caller read; in order: hi.
   [[nodiscard]] std::int64_t highest_published(std::int64_t lo, std::int64_t hi) const noexcept {
-    if (flags_ == nullptr) return hi;
-    for (std::int64_t s = lo; s <= hi; ++s) {
-      // Pairs with the release store in multi_producer_sequencer::publish(): seeing the flag
-      // makes the slot's contents visible.
-      if ((flags_[s & mask_].load(std::memory_order_acquire) >> 1) != round_of(s)) return s - 1;
-    }
-    return hi;
+    return slots_ == nullptr ? hi : slots_->highest_published(lo, hi);
   }
 
-  /// Multi producer: how many slots were ever published as tombstones (claims dropped without
-  /// publish()). Handlers check per-slot flags only while this is ahead of what they passed.
+  /// How many slots were ever published as tombstones (claims dropped without publish(); only
+  /// out-of-order publication has them: a single producer's dropped claim is rolled back).
+  /// Handlers check per-slot flags only while this is ahead of what they passed.
   [[nodiscard]] std::int64_t tombstone_count() const noexcept {
-    // Pairs with the relaxed increment in abandon(); ordered for the reader by the acquire load
-    // of the slot flag (or of an upstream sequence) that made the slot visible.
-    return tombstones_.load(std::memory_order_acquire);
+    return slots_ == nullptr ? 0 : slots_->tombstone_count();
   }
 
-  /// Multi producer: whether published sequence `seq` is a tombstone. Only meaningful while the
-  /// caller holds `seq` (between seeing it published and passing it).
+  /// Whether published sequence `seq` is a tombstone. Only meaningful while the caller holds
+  /// `seq` (between seeing it published and passing it).
   [[nodiscard]] bool is_tombstone(std::int64_t seq) const noexcept {
-    // Pairs with the release store in publish_range(); the caller already acquired this flag.
-    return flags_ != nullptr && (flags_[seq & mask_].load(std::memory_order_acquire) & 1U) != 0;
+    return slots_ != nullptr && slots_->is_tombstone(seq);
   }
 
-  /// Multi producer: how many sequences in [lo, hi] are tombstones. Only meaningful while no
-  /// stage has passed lo and no producer can claim (after settle()): for shutdown reports.
+  /// How many sequences in [lo, hi] are tombstones. Only meaningful while no stage has passed
+  /// lo and no producer can claim (after settle()): for shutdown reports.
   [[nodiscard]] std::int64_t count_tombstones(std::int64_t lo, std::int64_t hi) const noexcept {
     std::int64_t n = 0;
-    if (flags_ == nullptr) return 0;
-    for (std::int64_t s = lo; s <= hi; ++s) n += is_tombstone(s) ? 1 : 0;
+    if (slots_ == nullptr) return 0;
+    for (std::int64_t s = lo; s <= hi; ++s) n += slots_->is_tombstone(s) ? 1 : 0;
     return n;
   }
 
@@ -147,16 +147,13 @@ class sequencer {
   /// As settle(), giving up at `deadline` (nullopt: a granted claim is still open).
   std::optional<std::int64_t> settle_until(wait_strategy::clock::time_point deadline) const {
     for (;;) {
-      // Acquire: pairs with the producers' claim stores / CAS.
       const std::int64_t c = claimed();
       const std::int64_t from = minimum_gating_sequence(c) + 1;
-      if (flags_ == nullptr) {
-        // Pairs with the release store in single_producer_sequencer::publish().
-        const std::int64_t p = cursor_.get();
-        if (p >= c) return p;
-      } else if (highest_published(from, c) == c) {
-        return c;
-      }
+      // In order, the cursor trails the claim mark until the open claim is published; out of
+      // order the cursor is the claim mark and the flags tell. Both: everything up to c is
+      // published when the scan from `from` reaches c. (Acquire: pairs with the producer's
+      // release publish of the cursor.)
+      if (highest_published(from, std::min(c, cursor_.get())) == c) return c;
       if (wait_strategy::clock::now() >= deadline) return std::nullopt;
       std::this_thread::yield();
     }
@@ -165,28 +162,26 @@ class sequencer {
  protected:
   [[noreturn]] static void throw_closed() { throw_closed_error(); }
 
-  sequencer(std::int64_t capacity, wait_strategy& waits, std::atomic<std::uint32_t>* flags)
+  /// claim_mark: where the highest claimed sequence lives (null: the cursor); slots: the
+  /// out-of-order publication record (null: in order). Both must outlive the sequencer's use.
+  sequencer(std::int64_t capacity, wait_strategy& waits, producer_type kind,
+            const sequence* claim_mark, const publication_flags* slots)
       : capacity_(capacity),
         mask_(capacity - 1),
-        shift_(static_cast<int>(std::countr_zero(static_cast<std::uint64_t>(capacity)))),
         waits_(&waits),
-        flags_(flags) {
+        kind_(kind),
+        claim_mark_(claim_mark != nullptr ? claim_mark : &cursor_),
+        slots_(slots) {
     detail::asymmetric_fence::init();
   }
   ~sequencer() = default;
 
-  // The round encoding used by the multi-producer flags: 31 bits of seq / capacity, so the
-  // value for one lap differs from the previous lap's (see multi_producer_sequencer.hpp).
-  [[nodiscard]] std::uint32_t round_of(std::int64_t seq) const noexcept {
-    return static_cast<std::uint32_t>(static_cast<std::uint64_t>(seq) >> shift_) & 0x7fffffffU;
-  }
-
   // The highest claimed sequence (single: the producer's claim mark; multi: the cursor).
   [[nodiscard]] std::int64_t claimed() const noexcept {
-    // Pairs with the release store of claimed_ (single) / the CAS on cursor_ (multi).
-    return flags_ == nullptr ? claimed_.load(std::memory_order_acquire) : cursor_.get();
+    // Acquire: pairs with the release store of the claim mark (single) / the CAS on the
+    // cursor (multi).
+    return claim_mark_->get();
   }
-
 
   static void check_n(std::int64_t n, std::int64_t capacity) {
     if (n < 1 || n > capacity) [[unlikely]] throw_bad_n(n, capacity);
@@ -201,20 +196,14 @@ class sequencer {
   // Read-mostly configuration, shared by everybody.
   std::int64_t capacity_;
   std::int64_t mask_;
-  int shift_;
   wait_strategy* waits_;
-  std::atomic<std::uint32_t>* flags_;  // multi producer only
+  producer_type kind_;
+  const sequence* claim_mark_;
+  const publication_flags* slots_;
   std::vector<const sequence*> gating_;
 
   // Written only by close(); read by producers in every claim.
   alignas(detail::cache_line_size) std::atomic<bool> closed_{false};
-  // Single producer only, the producer's own line: the highest claimed sequence (its only
-  // store per claim besides the slot and the cursor; read by settle() at shutdown) and the
-  // slowest gating sequence it saw last (producer-private). Multi producer: unused.
-  alignas(detail::cache_line_size) std::atomic<std::int64_t> claimed_{initial_sequence};
-  std::int64_t cached_gating_ = initial_sequence;
-  // Multi producer only: tombstones ever published.
-  alignas(detail::cache_line_size) std::atomic<std::int64_t> tombstones_{0};
   sequence cursor_;
 };
 

@@ -33,7 +33,8 @@ class single_producer_sequencer final : public sequencer {
  public:
   /// Throws std::invalid_argument unless capacity is a power of two >= 1.
   single_producer_sequencer(std::int64_t capacity, wait_strategy& waits)
-      : sequencer((detail::validate_capacity(capacity), capacity), waits, nullptr) {}
+      : sequencer((detail::validate_capacity(capacity), capacity), waits, producer_type::single,
+                  &claimed_, nullptr) {}
 
   /// Claims n slots if they are free now; returns the highest claimed sequence (the claim is
   /// [hi - n + 1, hi]) or nullopt. Throws std::invalid_argument for n outside [1, capacity],
@@ -104,8 +105,8 @@ class single_producer_sequencer final : public sequencer {
         [[unlikely]] {
       return false;
     }
-    // Release: pairs with the acquire load in settle().
-    claimed_.store(hi, std::memory_order_release);
+    // Release (in sequence::set): pairs with the acquire load in settle().
+    claimed_.set(hi);
     // Light side of the claim/close handshake; the heavy side is in sequencer::close().
     detail::asymmetric_fence::light(claimed_, closed_);
     if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
@@ -128,8 +129,8 @@ class single_producer_sequencer final : public sequencer {
         return closed_.load(std::memory_order_relaxed) ? claim_status::closed : claim_status::full;
       }
     }
-    // Release: pairs with the acquire load in settle().
-    claimed_.store(hi, std::memory_order_release);
+    // Release (in sequence::set): pairs with the acquire load in settle().
+    claimed_.set(hi);
     // Light side of the claim/close handshake; the heavy side is in sequencer::close().
     detail::asymmetric_fence::light(claimed_, closed_);
     if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
@@ -170,17 +171,18 @@ class single_producer_sequencer final : public sequencer {
   /// Gives the open claim [lo, hi] back without publishing it: the next reserve reuses the same
   /// sequences, and handlers never see the unfinished slots.
   void abandon(std::int64_t lo, std::int64_t /*hi*/) noexcept {
-    // Pairs with the acquire load in settle(): a shutdown waiting for this claim stops waiting.
-    claimed_.store(lo - 1, std::memory_order_release);
+    // Release (in sequence::set): pairs with the acquire load in settle(): a shutdown waiting
+    // for this claim stops waiting.
+    claimed_.set(lo - 1);
   }
 
   /// The last sequence claimed (the open claim's end, or the cursor when none is open). For
   /// the producer's thread: the coroutine reserve reads its claim back from here instead of
   /// carrying it through the coroutine frame.
   [[nodiscard]] std::int64_t last_claimed() const noexcept {
-    // Relaxed: only the producer writes claimed_; other threads read it only as a hint for a
-    // waiter's target.
-    return claimed_.load(std::memory_order_relaxed);
+    // Relaxed (in get_relaxed): only the producer writes claimed_; other threads read it only
+    // as a hint for a waiter's target.
+    return claimed_.get_relaxed();
   }
 
  private:
@@ -204,8 +206,8 @@ class single_producer_sequencer final : public sequencer {
   }
 
   std::int64_t claim(std::int64_t hi) {
-    // Release: pairs with the acquire load in settle().
-    claimed_.store(hi, std::memory_order_release);
+    // Release (in sequence::set): pairs with the acquire load in settle().
+    claimed_.set(hi);
     // Light side of the claim/close handshake; the heavy side is in sequencer::close().
     detail::asymmetric_fence::light(claimed_, closed_);
     if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
@@ -219,6 +221,12 @@ class single_producer_sequencer final : public sequencer {
     abandon(cursor_.get_relaxed() + 1, hi);
     throw_closed();
   }
+
+  // The producer's own lines: the highest claimed sequence (its only store per claim besides
+  // the slots and the cursor; read by settle() at shutdown, through the base's claim mark) and
+  // the slowest gating sequence it saw last (producer-private).
+  sequence claimed_;
+  std::int64_t cached_gating_ = initial_sequence;
 };
 
 }  // namespace rondo

@@ -146,13 +146,13 @@ class publisher {
   /// strategy) while the ring is full. From a coroutine on an executor, a wait is a
   /// std::logic_error naming the awaitable form (coro_publisher::reserve) instead.
   claim<T> reserve(std::int64_t n = 1) {
-    const std::int64_t hi = single_ ? single_->reserve(n) : multi_->reserve(n);
+    const std::int64_t hi = visit([n](auto& s) { return s.reserve(n); });
     return claim<T>(this, hi - n + 1, hi);
   }
 
   /// Claims n slots if they are free now; nullopt if the ring lacks capacity.
   std::optional<claim<T>> try_reserve(std::int64_t n = 1) {
-    const auto hi = single_ ? single_->try_reserve(n) : multi_->try_reserve(n);
+    const auto hi = visit([n](auto& s) { return s.try_reserve(n); });
     if (!hi) return std::nullopt;
     return claim<T>(this, *hi - n + 1, *hi);
   }
@@ -160,18 +160,13 @@ class publisher {
   /// As reserve(), giving up after `timeout` (nullopt). A negative timeout is
   /// std::invalid_argument.
   std::optional<claim<T>> reserve_for(std::int64_t n, std::chrono::nanoseconds timeout) {
-    const auto deadline = detail::deadline_after(timeout, "publisher::reserve_for");
-    const auto hi =
-        single_ ? single_->reserve_until(n, deadline) : multi_->reserve_until(n, deadline);
-    if (!hi) return std::nullopt;
-    return claim<T>(this, *hi - n + 1, *hi);
+    return reserve_until(n, detail::deadline_after(timeout, "publisher::reserve_for"));
   }
 
   /// As reserve(), giving up at `deadline` (nullopt).
   std::optional<claim<T>> reserve_until(std::int64_t n,
                                         std::chrono::steady_clock::time_point deadline) {
-    const auto hi =
-        single_ ? single_->reserve_until(n, deadline) : multi_->reserve_until(n, deadline);
+    const auto hi = visit([n, deadline](auto& s) { return s.reserve_until(n, deadline); });
     if (!hi) return std::nullopt;
     return claim<T>(this, *hi - n + 1, *hi);
   }
@@ -191,14 +186,14 @@ class publisher {
 
   /// Free slots now (a snapshot).
   [[nodiscard]] std::int64_t remaining_capacity() const noexcept {
-    return single_ ? single_->remaining_capacity() : multi_->remaining_capacity();
+    return visit([](const auto& s) { return s.remaining_capacity(); });
   }
 
   [[nodiscard]] std::int64_t capacity() const noexcept { return ring_->capacity(); }
 
   /// The sequencer behind this publisher.
   [[nodiscard]] const rondo::sequencer& sequencer() const noexcept {
-    return single_ ? static_cast<const rondo::sequencer&>(*single_) : *multi_;
+    return visit([](const auto& s) -> const rondo::sequencer& { return s; });
   }
 
  private:
@@ -207,28 +202,42 @@ class publisher {
   friend class publisher_reserve_operation<T, false>;
   friend class publisher_reserve_operation<T, true>;
 
+  // The one place that picks the sequencer kind, fixed when the publisher is made (at the
+  // disruptor's build()): every operation is written once, generic over the kind, and compiles
+  // to a test of a pointer that never changes (predicted; nothing else branches on the kind).
+  // Not a template parameter of publisher<T>: the builder's producers() is a run-time setting
+  // and publisher<T> is the type users name (docs/core.md, "Sequencer kinds").
+  template <class F>
+  [[gnu::always_inline]] decltype(auto) visit(F&& f) const {
+    if (single_ != nullptr) [[likely]] return f(*single_);
+    return f(*multi_);
+  }
+
   void check_async(std::int64_t n) const {
-    if (single_) single_->check_reserve(n); else multi_->check_reserve(n);
+    visit([n](const auto& s) { s.check_reserve(n); });
   }
 
   // Inlined, so that a claim's publish() is the single producer's one store and signal
-  // wherever it is called (clang kept it out of line in a coroutine: 25 % of a reserve loop).
+  // wherever it is called (clang kept it out of line in a coroutine: 25 % of a reserve loop);
+  // the multi producer's flag loop stays out of line.
   [[gnu::always_inline]] void publish_range(std::int64_t lo, std::int64_t hi) noexcept {
-    if (single_ != nullptr) {
-      single_->publish(lo, hi);
-    } else {
-      publish_multi(lo, hi);
-    }
+    visit([lo, hi, this](auto& s) {
+      if constexpr (std::is_same_v<std::remove_cvref_t<decltype(s)>, single_producer_sequencer>) {
+        s.publish(lo, hi);
+      } else {
+        publish_multi(lo, hi);
+      }
+    });
   }
   [[gnu::noinline]] void publish_multi(std::int64_t lo, std::int64_t hi) noexcept {
     multi_->publish(lo, hi);
   }
   void abandon_range(std::int64_t lo, std::int64_t hi) noexcept {
-    if (single_) single_->abandon(lo, hi); else multi_->abandon(lo, hi);
+    visit([lo, hi](auto& s) { s.abandon(lo, hi); });
   }
 
   ring_buffer<T>* ring_;
-  single_producer_sequencer* single_;
+  single_producer_sequencer* single_;  // exactly one of the two is set, for the publisher's life
   multi_producer_sequencer* multi_;
 };
 
@@ -322,14 +331,12 @@ class [[nodiscard]] publisher_reserve_operation {
    private:
     bool poll() noexcept { return op_->poll(); }
     static bool registry_ready(const slow_wait& w) noexcept {
-      const publisher<T>& p = *w.op_->pub_;
-      return p.single_ ? p.single_->capacity_or_closed(w.op_->slow_n())
-                       : p.multi_->capacity_or_closed(w.op_->slow_n());
+      const std::int64_t n = w.op_->slow_n();
+      return w.op_->pub_->visit([n](const auto& s) { return s.capacity_or_closed(n); });
     }
     [[nodiscard]] std::int64_t target() const noexcept {
-      const publisher<T>& p = *op_->pub_;
-      return p.single_ ? p.single_->capacity_target(op_->slow_n())
-                     : p.multi_->capacity_target(op_->slow_n());
+      const std::int64_t n = op_->slow_n();
+      return op_->pub_->visit([n](const auto& s) { return s.capacity_target(n); });
     }
     [[nodiscard]] wait_moment moment() const noexcept { return wait_moment::ring_full; }
     // Only the terminal stages' advances free slots.
@@ -342,8 +349,8 @@ class [[nodiscard]] publisher_reserve_operation {
   };
 
   [[gnu::always_inline]] bool poll() noexcept {
-    status_ = pub_->single_ ? pub_->single_->try_claim(slow_n(), hi_)
-                            : pub_->multi_->try_claim(slow_n(), hi_);
+    const std::int64_t n = slow_n();
+    status_ = pub_->visit([n, this](auto& s) { return s.try_claim(n, hi_); });
     return status_ != claim_status::full;
   }
 
