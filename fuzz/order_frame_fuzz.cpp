@@ -1,4 +1,4 @@
-// Fuzz target: the order server's frame decoder (examples/order_protocol.hpp), fed as the
+// Fuzz target: the order server's frame decoder (examples/order_server/protocol.hpp), fed as the
 // server's reader feeds it. The input is a byte stream cut into reads of fuzzer-chosen sizes;
 // each read is appended to a bounded buffer and every whole frame at its front is taken, as in
 // order_server's serve_connection(). Invariants, checked against an independent reading of
@@ -8,7 +8,7 @@
 //   - an error is given exactly when the header is bad (magic, type, length), and names it;
 //   - a frame is taken exactly when the header is good and 40 bytes are there;
 //   - decode_order() rejects exactly the orders outside the book's limits.
-#include "../examples/order_protocol.hpp"
+#include "../examples/order_server/protocol.hpp"
 
 #include <algorithm>
 #include <array>

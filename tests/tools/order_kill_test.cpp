@@ -22,7 +22,7 @@
 // Exit status: 0 passed, 1 failed (why on stderr), 77 when the host refuses io_uring.
 #include <rondo/io/journal_reader.hpp>
 
-#include "../../examples/order_protocol.hpp"
+#include "../../examples/order_server/protocol.hpp"
 
 #include <fmt/format.h>
 

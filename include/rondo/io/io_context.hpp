@@ -93,7 +93,7 @@ struct io_options {
   /// to another one asleep in its ring sends a message from this ring instead of writing the
   /// other's eventfd, and this context takes such messages (both sides must have it on and a
   /// DEFER_TASKRUN ring on a kernel with MSG_RING). The woken side then has no eventfd read to
-  /// complete and re-arm. Off: always the eventfd (the A/B row in bench/io_bench.cpp).
+  /// complete and re-arm. Off: always the eventfd (the A/B row in bench/io/wakeup_bench.cpp).
   bool msg_ring_doorbell = true;
   /// Poll for idle_spin also while a write, writev, fsync, fdatasync or openat is in flight.
   /// Off (default): the context sleeps at once then, because io_uring runs those in kernel

@@ -1,5 +1,5 @@
 #pragma once
-// The order server's wire format and journal record, shared by the server (order_server.cpp),
+// The order server's wire format and journal record, shared by the server (order_server/),
 // its kill -9 test (tests/tools/order_kill_test.cpp) and the frame decoder's fuzzer
 // (fuzz/order_frame_fuzz.cpp). Small frames in host byte order (both ends share the machine):
 //
