@@ -93,7 +93,7 @@ constexpr latency_plan sleeping_plan{500, 10'000};
 
 // In wakeup_futex and wakeup_rondo/sleeping each side waits this long before it posts, so the
 // thread it wakes is really asleep: even with idle_spin = 0 a context polls 64 times and calls
-// io_uring_get_events once before it sleeps (src/io_context.cpp, wait_for_work), a few
+// io_uring_get_events once before it sleeps (src/io/run_loop.cpp, wait_for_work), a few
 // microseconds, longer than a polled hop; and a futex waiter woken before it got off its CPU
 // costs no real wake-up. The waits are not in the samples (each side times its own with its
 // own TSC). Both rows then count ~2 sleeps per round.
