@@ -164,7 +164,7 @@ void io_context::impl::set_in_flight_cap(const io_uring_params& accepted) noexce
 // 30-180 us on COOP_TASKRUN | TASKRUN_FLAG, COOP_TASKRUN and no flags, for a recv, a pipe
 // read, the doorbell's eventfd read, a timeout and a MSG_RING alike (one 2.7 ms outlier
 // while another build shared the 2 cores); through this context, the kernel woke the loop
-// 3-100 us after a byte or a post (tests/io_context_test.cpp, [embedding]). The loop's
+// 3-100 us after a byte or a post (tests/io/io_context_test.cpp, [embedding]). The loop's
 // epoll_wait then returns EINTR.
 // Nothing is lost: work queued before the loop blocks makes epoll_wait return at once too.
 //
