@@ -50,17 +50,46 @@ cmake --build --preset release -j "$jobs"
 if [ -x bench/smoke.sh ]; then bench/smoke.sh build/release; fi
 
 step "a consumer project: find_package(rondo CONFIG) after install, and add_subdirectory"
-rm -rf build/install build/consumer
+rm -rf build/install build/consumer build/consumer-subdir build/consumer-core \
+  build/consumer-core-subdir build/consumer-core-io
 cmake --preset dev >/dev/null
 cmake --build --preset dev -j "$jobs"
 cmake --install build/dev --prefix build/install >/dev/null
 cmake -S tests/install_consumer -B build/consumer -G Ninja -DCMAKE_PREFIX_PATH="$PWD/build/install" >/dev/null
 cmake --build build/consumer
 ./build/consumer/rondo_consumer
-rm -rf build/consumer-subdir
+./build/consumer/rondo_core_consumer
 cmake -S tests/install_consumer -B build/consumer-subdir -G Ninja -DRONDO_SOURCE_DIR="$PWD" >/dev/null
 cmake --build build/consumer-subdir
 ./build/consumer-subdir/rondo_consumer
+./build/consumer-subdir/rondo_core_consumer
+# rondo::core needs no liburing: the thread-only consumer, configured where pkg-config cannot
+# find liburing, from the install and through add_subdirectory; nothing on its link line or in
+# ldd may name liburing (the full consumer's link line, above, does: the grep is not blind).
+grep -q uring build/consumer/build.ninja
+no_uring_env=(env PKG_CONFIG_LIBDIR=/nonexistent PKG_CONFIG_PATH=)
+"${no_uring_env[@]}" cmake -S tests/install_consumer -B build/consumer-core -G Ninja \
+  -DRONDO_CONSUMER_CORE_ONLY=ON -DCMAKE_PREFIX_PATH="$PWD/build/install" >/dev/null
+"${no_uring_env[@]}" cmake -S tests/install_consumer -B build/consumer-core-subdir -G Ninja \
+  -DRONDO_CONSUMER_CORE_ONLY=ON -DRONDO_SOURCE_DIR="$PWD" >/dev/null
+for dir in build/consumer-core build/consumer-core-subdir; do
+  cmake --build "$dir"
+  "./$dir/rondo_core_consumer"
+  ldd "$dir/rondo_core_consumer" >"$dir/ldd.txt"
+  if grep -qi uring "$dir/build.ninja" "$dir/ldd.txt"; then
+    echo "$dir: rondo_core_consumer links liburing" >&2
+    exit 1
+  fi
+done
+# Asking for component io there fails, and says why.
+if "${no_uring_env[@]}" cmake -S tests/install_consumer -B build/consumer-core-io -G Ninja \
+     -DRONDO_CONSUMER_CORE_ONLY=ON -DRONDO_CONSUMER_COMPONENTS=io \
+     -DCMAKE_PREFIX_PATH="$PWD/build/install" >build/consumer-core-io.log 2>&1 ||
+   ! grep -q "component 'io' is not available: liburing was not found" build/consumer-core-io.log; then
+  echo "find_package(rondo COMPONENTS io) without liburing did not fail with its reason:" >&2
+  cat build/consumer-core-io.log >&2
+  exit 1
+fi
 
 step "dev build (g++ 12, warnings as errors): every test and example"
 ctest --preset dev -j "$jobs" --timeout 300
