@@ -66,7 +66,7 @@ cmake --build build/consumer-subdir
 # rondo::core needs no liburing: the thread-only consumer, configured where pkg-config cannot
 # find liburing, from the install and through add_subdirectory; nothing on its link line or in
 # ldd may name liburing (the full consumer's link line, above, does: the grep is not blind).
-grep -q uring build/consumer/build.ninja
+grep -q liburing build/consumer/build.ninja
 no_uring_env=(env PKG_CONFIG_LIBDIR=/nonexistent PKG_CONFIG_PATH=)
 "${no_uring_env[@]}" cmake -S tests/install_consumer -B build/consumer-core -G Ninja \
   -DRONDO_CONSUMER_CORE_ONLY=ON -DCMAKE_PREFIX_PATH="$PWD/build/install" >/dev/null
@@ -76,7 +76,7 @@ for dir in build/consumer-core build/consumer-core-subdir; do
   cmake --build "$dir"
   "./$dir/rondo_core_consumer"
   ldd "$dir/rondo_core_consumer" >"$dir/ldd.txt"
-  if grep -qi uring "$dir/build.ninja" "$dir/ldd.txt"; then
+  if grep -qi liburing "$dir/build.ninja" "$dir/ldd.txt"; then
     echo "$dir: rondo_core_consumer links liburing" >&2
     exit 1
   fi
