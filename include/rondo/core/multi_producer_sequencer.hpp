@@ -44,9 +44,11 @@ class multi_producer_sequencer final : public sequencer {
     return *reserve_until(n, wait_strategy::clock::time_point::max());
   }
 
-  /// As reserve(), giving up at `deadline` (nullopt).
-  [[nodiscard]] std::optional<std::int64_t> reserve_until(std::int64_t n,
-                                                          wait_strategy::clock::time_point deadline) {
+  /// As reserve(), giving up at `deadline` (nullopt). Out of line: a publisher's call sites are
+  /// generic over the kind, and this loop inlined beside the single producer's fast path made
+  /// g++ spill that path's registers (reserve + publish 1.75 -> 2.6 ns).
+  [[nodiscard]] [[gnu::noinline]] std::optional<std::int64_t> reserve_until(
+      std::int64_t n, wait_strategy::clock::time_point deadline) {
     check_n(n, capacity_);
     for (;;) {
       if (auto hi = try_claim(n)) return hi;

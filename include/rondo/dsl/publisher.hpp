@@ -219,15 +219,14 @@ class publisher {
 
   // Inlined, so that a claim's publish() is the single producer's one store and signal
   // wherever it is called (clang kept it out of line in a coroutine: 25 % of a reserve loop);
-  // the multi producer's flag loop stays out of line.
+  // the multi producer's flag loop stays out of line. Spelled out rather than through visit():
+  // g++ outlines the lambda in a coroutine body (reserve + publish 3.3 -> 4.3 ns).
   [[gnu::always_inline]] void publish_range(std::int64_t lo, std::int64_t hi) noexcept {
-    visit([lo, hi, this](auto& s) {
-      if constexpr (std::is_same_v<std::remove_cvref_t<decltype(s)>, single_producer_sequencer>) {
-        s.publish(lo, hi);
-      } else {
-        publish_multi(lo, hi);
-      }
-    });
+    if (single_ != nullptr) [[likely]] {
+      single_->publish(lo, hi);
+    } else {
+      publish_multi(lo, hi);
+    }
   }
   [[gnu::noinline]] void publish_multi(std::int64_t lo, std::int64_t hi) noexcept {
     multi_->publish(lo, hi);
