@@ -277,7 +277,7 @@ class [[nodiscard]] publisher_reserve_operation {
     // read back in await_resume (a single producer has one claim open).
     if (pub_->single_ != nullptr) [[likely]] {
       std::int64_t hi;
-      if (pub_->single_->try_claim_fast(n_, hi)) [[likely]] return true;
+      if (pub_->single_->try_reserve_fast(n_, hi)) [[likely]] return true;
     }
     path_ = path::polled;
     pub_->check_async(n_);
@@ -349,7 +349,7 @@ class [[nodiscard]] publisher_reserve_operation {
 
   [[gnu::always_inline]] bool poll() noexcept {
     const std::int64_t n = slow_n();
-    status_ = pub_->visit([n, this](auto& s) { return s.try_claim(n, hi_); });
+    status_ = pub_->visit([n, this](auto& s) { return s.try_reserve(n, hi_); });
     return status_ != claim_status::full;
   }
 
@@ -359,7 +359,7 @@ class [[nodiscard]] publisher_reserve_operation {
   };
   struct no_args {};
 
-  // How the operation went off the fast path (n_ < 0; on the fast path, try_claim_fast granted
+  // How the operation went off the fast path (n_ < 0; on the fast path, try_reserve_fast granted
   // and the claim's end is the sequencer's claimed sequence); await_resume and the destructor
   // read it.
   enum class path : std::uint8_t {
