@@ -43,9 +43,9 @@
 #include <rondo/core/stage_metrics.hpp>
 #include <rondo/coro/park_lot.hpp>
 #include <rondo/coro/scheduler.hpp>
+#include <rondo/coro/timer_service.hpp>
 #include <rondo/detail/asymmetric_fence.hpp>
 #include <rondo/detail/config.hpp>
-#include <rondo/detail/timer_service.hpp>
 #include <rondo/detail/waiter_registry.hpp>
 
 #include <atomic>
