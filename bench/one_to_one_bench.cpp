@@ -1,4 +1,6 @@
 // one_to_one: one producer thread, one consumer thread, 8-byte events, busy spin.
+// (One file above ~400 lines on purpose: every competitor of a same-run ratio lives in the binary
+// that measures it, so that they share the harness, the pinning and the run order.)
 //
 //   producer (benchmark thread, CPU a)                    consumer (CPU b)
 //   reserve(b) ─▶ slot = seq ─▶ publish ──▶ [ ring / queue, 65,536 slots ] ──▶ check + sum

@@ -1,5 +1,7 @@
 // pipeline: one producer and three stages in a chain, one thread each: four threads on this
 // machine's two cores, so the run is oversubscribed and the wait strategy decides the result.
+// (One file above ~400 lines on purpose: every competitor of a same-run ratio lives in the binary
+// that measures it, so that they share the harness, the pinning and the run order.)
 //
 //   producer ──▶ [ ring ] ──▶ s1: a = value + 1 ──▶ s2: b = a + 1 ──▶ s3: check b == seq + 2, sum
 //   (benchmark thread)         (each stage reads the slot after the previous stage passed it)

@@ -199,7 +199,7 @@ std::size_t runtime::stop(std::chrono::milliseconds grace) {
           // Acquire: pairs with the release store in the worker thread.
           if (io_context* c = w->ctx.load(std::memory_order_acquire)) {
             s.running += c->spawned();
-            s.spawns += c->spawn_count();
+            s.spawns += c->spawned_total();
           }
         }
         return s;

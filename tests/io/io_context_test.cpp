@@ -219,7 +219,7 @@ TEST_CASE("io_context::spawn: fire-and-forget tasks, posted, counted, failures r
   CHECK_NOTHROW(run_until_spawned_done(io));
   CHECK(io.spawned() == 0);
   CHECK(order == std::vector<int>{1, 2, 3});
-  CHECK(io.spawn_count() == 6);
+  CHECK(io.spawned_total() == 6);
 
   // A stopped context refuses: the task would not run before a restart().
   io.stop();

@@ -50,6 +50,12 @@ class event_poller {
     if (hi < next) {
       if (barrier_.should_stop(next)) return poll_state::stopped;
       if (metrics_on_) metrics_.add_wait();
+      // Right after an in-order producer, available() was the cursor: nothing is gating, and a
+      // second read of the producer's line (which may be in flight to the producer) would only
+      // cost a ping-pong poller another transfer.
+      if (barrier_.dependencies().empty() && seqr.published_out_of_order() == nullptr) {
+        return poll_state::idle;
+      }
       return seqr.cursor().get() >= next ? poll_state::gating : poll_state::idle;
     }
     const bool tombs = seqr.tombstone_count() > tombstones_passed();

@@ -25,17 +25,29 @@
 #include <cstdint>
 #include <limits>
 #include <stop_token>
+#include <utility>
 #include <vector>
 
 namespace rondo {
 
-class sequence_barrier_wait_operation;  // rondo/coro/barrier_wait.hpp
+class sequence_barrier;
 
 /// Result of a barrier wait: the highest available sequence (>= the requested one when status
 /// is ready; possibly lower otherwise) and why the wait ended.
 struct barrier_wait_result {
   std::int64_t available;
   wait_status status;
+};
+
+/// What sequence_barrier::wait() returns: a coroutine wait, described, not started. `co_await`
+/// it: <rondo/coro/barrier_wait.hpp> turns it into the awaitable, a
+/// sequence_barrier_wait_operation, created where it is awaited. The core layer names no
+/// coroutine type; the request is what keeps `co_await barrier.wait(next)` a member call.
+struct [[nodiscard]] barrier_wait_request {
+  sequence_barrier* barrier;
+  std::int64_t next;
+  std::chrono::steady_clock::time_point deadline;  ///< time_point::max(): none
+  std::stop_token stop;                            ///< empty: not cancellable
 };
 
 /// Thread-safety: one handler waits on a barrier; alert()/set_limit() may come from any thread.
@@ -77,19 +89,24 @@ class sequence_barrier {
     return {hi, st};
   }
 
-  /// Coroutine waits (defined in <rondo/coro/barrier_wait.hpp>, which rondo.hpp includes):
+  /// Coroutine waits (awaitable with <rondo/coro/barrier_wait.hpp>, which rondo.hpp includes):
   /// `co_await barrier.wait(next)` yields a barrier_wait_result: status ready with the highest
   /// available sequence (>= next, possibly more), or stopped (alerted, past the drain limit,
   /// closed). It spins, yields, then suspends per the wait strategy's spin_then_suspend policy
   /// and resumes on the scheduler current when it suspends. With a stop token it
   /// may yield cancelled; with a deadline, timed_out. One waiter per barrier at a time, as for
   /// wait_blocking(). Never allocates.
-  [[nodiscard]] sequence_barrier_wait_operation wait(std::int64_t next) noexcept;
-  [[nodiscard]] sequence_barrier_wait_operation wait(std::int64_t next,
-                                                     std::stop_token stop) noexcept;
-  [[nodiscard]] sequence_barrier_wait_operation wait(
-      std::int64_t next, std::chrono::steady_clock::time_point deadline,
-      std::stop_token stop = {}) noexcept;
+  [[nodiscard]] barrier_wait_request wait(std::int64_t next) noexcept {
+    return {this, next, std::chrono::steady_clock::time_point::max(), {}};
+  }
+  [[nodiscard]] barrier_wait_request wait(std::int64_t next, std::stop_token stop) noexcept {
+    return {this, next, std::chrono::steady_clock::time_point::max(), std::move(stop)};
+  }
+  [[nodiscard]] barrier_wait_request wait(std::int64_t next,
+                                          std::chrono::steady_clock::time_point deadline,
+                                          std::stop_token stop = {}) noexcept {
+    return {this, next, deadline, std::move(stop)};
+  }
 
   /// Stops the waiter now (it returns wait_status::stopped). Thread-safe, idempotent.
   void alert() noexcept {

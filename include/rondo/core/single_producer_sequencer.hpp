@@ -96,8 +96,8 @@ class single_producer_sequencer final : public sequencer {
 
   /// The coroutine reserve's fast path, the same test as reserve()'s inline one: true (and `hi`
   /// the claim's last sequence) if n is valid, no claim is open and the cached gating sequence
-  /// shows room; false otherwise (then validate and try_claim()). Never waits or throws.
-  [[nodiscard]] [[gnu::always_inline]] bool try_claim_fast(std::int64_t n,
+  /// shows room; false otherwise (then validate and try_reserve(n, hi)). Never waits or throws.
+  [[nodiscard]] [[gnu::always_inline]] bool try_reserve_fast(std::int64_t n,
                                                           std::int64_t& hi) noexcept {
     const std::int64_t next = last_claimed();
     hi = next + n;
@@ -116,9 +116,10 @@ class single_producer_sequencer final : public sequencer {
     return true;
   }
 
-  /// Non-throwing claim for callers that validated n (1 <= n <= capacity) and hold no open
-  /// claim (the coroutine reserve). On granted, `hi` is the claim's last sequence.
-  [[nodiscard]] [[gnu::always_inline]] claim_status try_claim(std::int64_t n,
+  /// try_reserve(n)'s non-throwing form, for callers that validated n (1 <= n <= capacity) and
+  /// hold no open claim (the coroutine reserve). Reports closed instead of throwing; on granted,
+  /// `hi` is the claim's last sequence.
+  [[nodiscard]] [[gnu::always_inline]] claim_status try_reserve(std::int64_t n,
                                                              std::int64_t& hi) noexcept {
     const std::int64_t next = last_claimed();
     hi = next + n;

@@ -11,10 +11,12 @@
 #include <chrono>
 #include <cstdint>
 #include <stop_token>
+#include <utility>
 
 namespace rondo {
 
-/// The awaitable of sequence_barrier::wait(). co_await yields a barrier_wait_result:
+/// The awaitable of sequence_barrier::wait() (made from its barrier_wait_request by the
+/// operator co_await below). co_await yields a barrier_wait_result:
 ///  - {h >= next, ready}: sequences [next, h] are available (h may exceed next);
 ///  - {next - 1 or less, stopped}: the barrier was alerted or is past its drain limit (closed);
 ///  - {.., cancelled} / {.., timed_out}: the stop token fired / the deadline passed first.
@@ -33,6 +35,9 @@ class [[nodiscard]] sequence_barrier_wait_operation final
         barrier_(&b),
         next_(next),
         hi_(next - 1) {}
+  /// The wait `r` describes (what `co_await barrier.wait(...)` awaits).
+  explicit sequence_barrier_wait_operation(barrier_wait_request r) noexcept
+      : sequence_barrier_wait_operation(*r.barrier, r.next, r.deadline, std::move(r.stop)) {}
 
   barrier_wait_result await_resume() const noexcept {
     if (done_) return {hi_, status_};
@@ -84,18 +89,10 @@ class [[nodiscard]] sequence_barrier_wait_operation final
   bool done_ = false;
 };
 
-inline sequence_barrier_wait_operation sequence_barrier::wait(std::int64_t next) noexcept {
-  return sequence_barrier_wait_operation(*this, next);
-}
-inline sequence_barrier_wait_operation sequence_barrier::wait(std::int64_t next,
-                                                              std::stop_token stop) noexcept {
-  return sequence_barrier_wait_operation(
-      *this, next, std::chrono::steady_clock::time_point::max(), std::move(stop));
-}
-inline sequence_barrier_wait_operation sequence_barrier::wait(
-    std::int64_t next, std::chrono::steady_clock::time_point deadline,
-    std::stop_token stop) noexcept {
-  return sequence_barrier_wait_operation(*this, next, deadline, std::move(stop));
+/// `co_await barrier.wait(next[, stop][, deadline])`: the request becomes the operation, in
+/// place, where it is awaited (the operation is not movable).
+inline sequence_barrier_wait_operation operator co_await(barrier_wait_request r) noexcept {
+  return sequence_barrier_wait_operation(std::move(r));
 }
 
 }  // namespace rondo

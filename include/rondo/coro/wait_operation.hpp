@@ -4,6 +4,11 @@
 // registry; deadlines and std::stop_token cancellation; the handshake that decides who resumes
 // the coroutine. Users meet it through sequence_barrier::wait() and coro_publisher::reserve().
 //
+// One file above the house's ~400 lines on purpose: suspending_wait is one state machine (spin,
+// yield, park, cancel, time out, resume exactly once), and its proof (docs/wakeup-protocol.md,
+// verify/wakeup.pml) follows the states in this order; split, a reader would have to hold the
+// transitions of one object across files.
+//
 // Theory of operation
 //
 //   await_ready:   poll()                       (the fast path: no scheduler, no atomics RMW)
@@ -43,9 +48,9 @@
 #include <rondo/core/stage_metrics.hpp>
 #include <rondo/coro/park_lot.hpp>
 #include <rondo/coro/scheduler.hpp>
+#include <rondo/coro/timer_service.hpp>
 #include <rondo/detail/asymmetric_fence.hpp>
 #include <rondo/detail/config.hpp>
-#include <rondo/detail/timer_service.hpp>
 #include <rondo/detail/waiter_registry.hpp>
 
 #include <atomic>

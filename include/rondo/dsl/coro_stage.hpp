@@ -35,6 +35,7 @@
 #include <rondo/coro/scheduler.hpp>
 #include <rondo/coro/task.hpp>
 #include <rondo/dsl/batch.hpp>
+#include <rondo/dsl/stage_runner.hpp>
 
 #include <fmt/format.h>
 
@@ -65,35 +66,6 @@ concept pull_handler = std::invocable<H&, consumer<T>&> &&
                        std::same_as<std::invoke_result_t<H&, consumer<T>&>, task<void>>;
 
 namespace detail {
-
-/// What the disruptor needs from a stage, however it runs (thread, poller, coroutine).
-class stage_runner {
- public:
-  stage_runner() = default;
-  stage_runner(const stage_runner&) = delete;
-  stage_runner& operator=(const stage_runner&) = delete;
-  virtual ~stage_runner() = default;
-  /// Starts the stage; on_failure is called (from the stage's thread) when it halts.
-  virtual void start(std::function<void(const stage_error&)> on_failure) = 0;
-  /// True once the stage will handle nothing more (returned from its loop, or cannot be waited
-  /// for: a poller after alert or past its limit).
-  [[nodiscard]] virtual bool finished() const noexcept = 0;
-  virtual void join() noexcept = 0;
-  [[nodiscard]] virtual sequence& position() noexcept = 0;
-  [[nodiscard]] virtual sequence_barrier& barrier() noexcept = 0;
-  [[nodiscard]] virtual stage_metrics_snapshot metrics() const noexcept = 0;
-  /// Tombstones the stage has passed (all at or below its position).
-  [[nodiscard]] virtual std::int64_t tombstones_passed() const noexcept = 0;
-  /// Whether the calling thread is the one the stage runs on (a lifecycle call from there would
-  /// wait for itself).
-  [[nodiscard]] virtual bool runs_on_calling_thread() const noexcept = 0;
-
-  /// The disruptor's close token (stop requested by close()); set before start().
-  void set_close_token(const std::stop_token* t) noexcept { closing_ = t; }
-
- protected:
-  const std::stop_token* closing_ = nullptr;
-};
 
 enum class coro_kind : std::uint8_t { sync, async, pull };
 

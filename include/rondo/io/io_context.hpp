@@ -105,7 +105,7 @@ struct io_options {
 
 /// One io_uring and the thread that runs it. Models the scheduler concept.
 ///
-/// Thread-safety: post(), stop(), has_pending(), spawn(), spawned(), spawn_count(),
+/// Thread-safety: post(), stop(), has_pending(), spawn(), spawned(), spawned_total(),
 /// doorbells() and stopped() from any thread; run(), run_one(), poll(), on_spawn_failure(),
 /// the embedding calls and the I/O operations from the owner thread (the one that constructed
 /// it).
@@ -166,7 +166,7 @@ class io_context {
     // Relaxed: counts. The task's own release decrement in spawn_done() comes after both in
     // its thread's order, so a reader that acquires that decrement sees them (runtime::stop()).
     spawned_.fetch_add(1, std::memory_order_relaxed);
-    spawn_count_.fetch_add(1, std::memory_order_relaxed);
+    spawned_total_.fetch_add(1, std::memory_order_relaxed);
     try {
       (void)run_spawned(*this, std::move(t));
     } catch (...) {
@@ -189,9 +189,9 @@ class io_context {
   }
   /// Tasks ever started by spawn() (monotonic; runtime::stop() compares two readings to know
   /// that no task spawned another meanwhile). Any thread.
-  [[nodiscard]] std::uint64_t spawn_count() const noexcept {
+  [[nodiscard]] std::uint64_t spawned_total() const noexcept {
     // Acquire: as spawned().
-    return spawn_count_.load(std::memory_order_acquire);
+    return spawned_total_.load(std::memory_order_acquire);
   }
 
   // ---- File operations. `offset` as in pread/pwrite; (std::uint64_t)-1 means the file position.
@@ -366,7 +366,7 @@ class io_context {
   std::unique_ptr<impl> impl_;
   std::thread::id owner_;
   std::atomic<std::size_t> spawned_{0};
-  std::atomic<std::uint64_t> spawn_count_{0};
+  std::atomic<std::uint64_t> spawned_total_{0};
 };
 
 static_assert(scheduler<io_context>);
