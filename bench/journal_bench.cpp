@@ -22,7 +22,7 @@
 
 #include "bench_support.hpp"
 
-#include <rondo/detail/crc32c.hpp>
+#include <rondo/io/crc32c.hpp>
 #include <rondo/io/journal.hpp>
 #include <rondo/rondo.hpp>
 

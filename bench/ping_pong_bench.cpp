@@ -26,6 +26,8 @@
 // The coroutine rows also report one_way_p50_ns / one_way_p99_ns: from the tick before the
 // publish to the tick at which the woken stage's handler runs (the wake-up alone).
 // Targets (DESIGN.md 6): p50 <= 350 ns, p99 <= 600 ns.
+// (One file above ~400 lines on purpose: every competitor of a same-run ratio lives in the binary
+// that measures it, so that they share the harness, the pinning and the run order.)
 
 #include "bench_support.hpp"
 

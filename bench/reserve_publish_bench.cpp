@@ -43,6 +43,8 @@
 // only it could raise. The multi-producer ring has 65,536 slots so that the floors alone keep
 // it from filling ("ring_full/slot": failed try_reserve calls per slot, 0 with one thread; with
 // two it counts the spins while the other producer is descheduled mid-iteration).
+// (One file above ~400 lines on purpose: every competitor of a same-run ratio lives in the binary
+// that measures it, so that they share the harness, the pinning and the run order.)
 
 #include "bench_support.hpp"
 

@@ -21,6 +21,7 @@
 // returns from run(). The client checks that each connection's replies are, in order, the
 // answers to a prefix of its requests; the server checks that every published request was
 // answered and journaled. --connections N and --rounds R change the load.
+// (Above ~400 lines: an example that tests itself end to end; the checks belong beside the code.)
 #include <rondo/asio.hpp>
 #include <rondo/rondo.hpp>
 

@@ -35,6 +35,7 @@
 //    this same process run. wakeup_futex is registered first and benchmarks run in
 //    registration order, so its numbers are there (the ratios are absent when a filter
 //    skipped it).
+// (Above ~400 lines: one benchmark, whose rows and their description belong together.)
 
 #include "io_bench_rows.hpp"
 #include "io_bench_support.hpp"

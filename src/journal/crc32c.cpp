@@ -1,6 +1,6 @@
-// CRC32C: SSE4.2 where the CPU has it, slicing-by-8 elsewhere (see rondo/detail/crc32c.hpp).
+// CRC32C: SSE4.2 where the CPU has it, slicing-by-8 elsewhere (see rondo/io/crc32c.hpp).
 
-#include <rondo/detail/crc32c.hpp>
+#include <rondo/io/crc32c.hpp>
 
 #include <array>
 #include <cstring>

@@ -6,7 +6,7 @@
 
 #include <rondo/io/journal_reader.hpp>
 
-#include <rondo/detail/crc32c.hpp>
+#include <rondo/io/crc32c.hpp>
 
 #include <fmt/format.h>
 

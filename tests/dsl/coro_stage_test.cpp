@@ -1,6 +1,8 @@
 // Coroutine stages in the disruptor: sync handlers in a coroutine loop, async batch handlers,
 // pull loops; mixed with thread stages; error policies including rewind; the exactly-once /
 // in-order / after-dependencies checker over random topologies.
+// (Above ~400 lines on purpose: one TEST_CASE per behaviour of one component, each standing
+// alone; split, the component's specification would be scattered over files.)
 
 #include "support.hpp"
 

@@ -1,3 +1,6 @@
+// disruptor<T> end to end: the builder, lifecycle, drain/close/halt, errors and reports.
+// (Above ~400 lines on purpose: one TEST_CASE per behaviour of one component, each standing
+// alone; split, the component's specification would be scattered over files.)
 #include <rondo/disruptor.hpp>
 
 #include "support.hpp"

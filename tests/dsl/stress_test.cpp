@@ -2,6 +2,8 @@
 // self-checking events; every stage must see every event exactly once, in order, after its
 // dependencies. Sized for 2 cores (threads outnumber cores in most configurations) and for
 // ThreadSanitizer (which scales the event counts down).
+// (Above ~400 lines on purpose: one TEST_CASE per behaviour of one component, each standing
+// alone; split, the component's specification would be scattered over files.)
 
 #include <rondo/disruptor.hpp>
 

@@ -2,6 +2,8 @@
 // token operations. Deterministic where it can be: the Asio context is stepped with poll() /
 // run_one_for() on the test thread, which owns both contexts, so "nothing ran" is an exact
 // count, not a timing. A wake-up that is lost shows as run_one_for() returning 0 after 5 s.
+// (Above ~400 lines on purpose: one TEST_CASE per behaviour of one component, each standing
+// alone; split, the component's specification would be scattered over files.)
 #include <rondo/asio.hpp>
 #include <rondo/rondo.hpp>
 

@@ -1,6 +1,8 @@
 // io_context: the run loop, cross-thread posts and the doorbell, and each I/O operation against
 // real files, success and failure; a journal stage (write + fdatasync per batch) on the context;
 // a foreign epoll loop driving the context, and how soon it wakes on every ring setup.
+// (Above ~400 lines on purpose: one TEST_CASE per behaviour of one component, each standing
+// alone; split, the component's specification would be scattered over files.)
 
 #include "support.hpp"
 

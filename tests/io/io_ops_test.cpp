@@ -3,6 +3,8 @@
 // a timeout on any operation, cancellation through std::stop_token (one that wins, one that
 // loses, one from another thread), and the backlog that keeps the completion queue from
 // overflowing.
+// (Above ~400 lines on purpose: one TEST_CASE per behaviour of one component, each standing
+// alone; split, the component's specification would be scattered over files.)
 
 #include "support.hpp"
 

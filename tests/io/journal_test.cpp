@@ -1,10 +1,12 @@
 // journal: framed records survive reopen, rolls, torn tails at every byte, flipped bits, a full
 // disk, short writes and kill -9; the reader, replay and the rondo-journal tool agree with the
 // writer.
+// (Above ~400 lines on purpose: one TEST_CASE per behaviour of one component, each standing
+// alone; split, the component's specification would be scattered over files.)
 
 #include "support.hpp"
 
-#include <rondo/detail/crc32c.hpp>
+#include <rondo/io/crc32c.hpp>
 #include <rondo/io/format.hpp>
 #include <rondo/io/journal.hpp>
 #include <rondo/io/journal_reader.hpp>

@@ -2,6 +2,8 @@
 // the contexts; a cross-thread stress (stages on two contexts, producers on other threads,
 // exactly once / in order / after dependencies); and shutdown with I/O in flight (drain waits
 // for it, close cancels it and reports it).
+// (Above ~400 lines on purpose: one TEST_CASE per behaviour of one component, each standing
+// alone; split, the component's specification would be scattered over files.)
 
 #include "support.hpp"
 

@@ -20,6 +20,7 @@
 // the reason on stderr (no signal), and every acked order must be in the journal.
 //
 // Exit status: 0 passed, 1 failed (why on stderr), 77 when the host refuses io_uring.
+// (Above ~400 lines: one driver program whose crash loop, client and checks share its state.)
 #include <rondo/io/journal_reader.hpp>
 
 #include "../../examples/order_server/protocol.hpp"
