@@ -165,22 +165,23 @@ class sequencer {
   /// claim_mark: where the highest claimed sequence lives (null: the cursor); slots: the
   /// out-of-order publication record (null: in order). Both must outlive the sequencer's use.
   sequencer(std::int64_t capacity, wait_strategy& waits, producer_type kind,
-            const sequence* claim_mark, const publication_flags* slots)
+            const std::atomic<std::int64_t>* claim_mark, const publication_flags* slots)
       : capacity_(capacity),
         mask_(capacity - 1),
         waits_(&waits),
         kind_(kind),
-        claim_mark_(claim_mark != nullptr ? claim_mark : &cursor_),
+        claim_mark_(claim_mark),
         slots_(slots) {
     detail::asymmetric_fence::init();
   }
   ~sequencer() = default;
 
-  // The highest claimed sequence (single: the producer's claim mark; multi: the cursor).
+  // The highest claimed sequence (single: the producer's claim mark; multi: the cursor). Off
+  // the hot paths (settle(), remaining_capacity()).
   [[nodiscard]] std::int64_t claimed() const noexcept {
     // Acquire: pairs with the release store of the claim mark (single) / the CAS on the
-    // cursor (multi).
-    return claim_mark_->get();
+    // cursor (multi, in sequence::get).
+    return claim_mark_ != nullptr ? claim_mark_->load(std::memory_order_acquire) : cursor_.get();
   }
 
   static void check_n(std::int64_t n, std::int64_t capacity) {
@@ -198,7 +199,7 @@ class sequencer {
   std::int64_t mask_;
   wait_strategy* waits_;
   producer_type kind_;
-  const sequence* claim_mark_;
+  const std::atomic<std::int64_t>* claim_mark_;  // null: the cursor is the claim mark
   const publication_flags* slots_;
   std::vector<const sequence*> gating_;
 

@@ -105,8 +105,8 @@ class single_producer_sequencer final : public sequencer {
         [[unlikely]] {
       return false;
     }
-    // Release (in sequence::set): pairs with the acquire load in settle().
-    claimed_.set(hi);
+    // Release: pairs with the acquire load in settle().
+    claimed_.store(hi, std::memory_order_release);
     // Light side of the claim/close handshake; the heavy side is in sequencer::close().
     detail::asymmetric_fence::light(claimed_, closed_);
     if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
@@ -130,8 +130,8 @@ class single_producer_sequencer final : public sequencer {
         return closed_.load(std::memory_order_relaxed) ? claim_status::closed : claim_status::full;
       }
     }
-    // Release (in sequence::set): pairs with the acquire load in settle().
-    claimed_.set(hi);
+    // Release: pairs with the acquire load in settle().
+    claimed_.store(hi, std::memory_order_release);
     // Light side of the claim/close handshake; the heavy side is in sequencer::close().
     detail::asymmetric_fence::light(claimed_, closed_);
     if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
@@ -172,18 +172,18 @@ class single_producer_sequencer final : public sequencer {
   /// Gives the open claim [lo, hi] back without publishing it: the next reserve reuses the same
   /// sequences, and handlers never see the unfinished slots.
   void abandon(std::int64_t lo, std::int64_t /*hi*/) noexcept {
-    // Release (in sequence::set): pairs with the acquire load in settle(): a shutdown waiting
+    // Release: pairs with the acquire load in settle(): a shutdown waiting
     // for this claim stops waiting.
-    claimed_.set(lo - 1);
+    claimed_.store(lo - 1, std::memory_order_release);
   }
 
   /// The last sequence claimed (the open claim's end, or the cursor when none is open). For
   /// the producer's thread: the coroutine reserve reads its claim back from here instead of
   /// carrying it through the coroutine frame.
   [[nodiscard]] std::int64_t last_claimed() const noexcept {
-    // Relaxed (in get_relaxed): only the producer writes claimed_; other threads read it only
-    // as a hint for a waiter's target.
-    return claimed_.get_relaxed();
+    // Relaxed: only the producer writes claimed_; other threads read it only as a hint for a
+    // waiter's target.
+    return claimed_.load(std::memory_order_relaxed);
   }
 
  private:
@@ -207,8 +207,8 @@ class single_producer_sequencer final : public sequencer {
   }
 
   std::int64_t claim(std::int64_t hi) {
-    // Release (in sequence::set): pairs with the acquire load in settle().
-    claimed_.set(hi);
+    // Release: pairs with the acquire load in settle().
+    claimed_.store(hi, std::memory_order_release);
     // Light side of the claim/close handshake; the heavy side is in sequencer::close().
     detail::asymmetric_fence::light(claimed_, closed_);
     if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
@@ -223,10 +223,11 @@ class single_producer_sequencer final : public sequencer {
     throw_closed();
   }
 
-  // The producer's own lines: the highest claimed sequence (its only store per claim besides
+  // The producer's own line: the highest claimed sequence (its only store per claim besides
   // the slots and the cursor; read by settle() at shutdown, through the base's claim mark) and
-  // the slowest gating sequence it saw last (producer-private).
-  sequence claimed_;
+  // the slowest gating sequence it saw last (producer-private). One line, so that a claim
+  // touches one private line, not two.
+  alignas(detail::cache_line_size) std::atomic<std::int64_t> claimed_{initial_sequence};
   std::int64_t cached_gating_ = initial_sequence;
 };
 
