@@ -184,6 +184,7 @@ struct pull_source::state {
   std::uint64_t last_stream = 0;    // the last stream sequence handed out
   std::uint64_t last_consumer = 0;  // the consumer sequence of the last delivery seen
   clock::time_point failing_since{};
+  clock::time_point stalled_since{};  // fetches empty while the consumer has messages pending
   // Counters: relaxed, read by stats() on any thread; nothing is ordered by them.
   std::atomic<std::uint64_t> fetched{0}, redelivered{0}, resets{0}, fetch_errors{0}, commits{0},
       commit_errors{0};
@@ -344,6 +345,7 @@ std::size_t pull_source::fetch(std::span<inbound> out, std::chrono::milliseconds
   natsMsgList_Destroy(&list);
   if (n > 0) {
     s.failing_since = {};
+    s.stalled_since = {};
     s.fetched.fetch_add(n, std::memory_order_relaxed);  // a counter
   }
   if (gap) {
@@ -367,9 +369,21 @@ std::size_t pull_source::fetch(std::span<inbound> out, std::chrono::milliseconds
       return 0;
     }
     const std::uint64_t delivered = ci->Delivered.Consumer;
+    const std::uint64_t pending = ci->NumPending;
     jsConsumerInfo_Destroy(ci);
     s.failing_since = {};
-    if (delivered > s.last_consumer) {
+    // Messages wait but none comes: a consumer that lost its pull requests with a node, or
+    // whose new leader does not serve them. Re-create it after a second of that.
+    bool stalled = false;
+    if (pending > 0) {
+      const auto now = clock::now();
+      if (s.stalled_since == clock::time_point{}) s.stalled_since = now;
+      stalled = now - s.stalled_since > std::chrono::seconds(1);
+    } else {
+      s.stalled_since = {};
+    }
+    if (delivered > s.last_consumer || stalled) {
+      s.stalled_since = {};
       try {
         s.reset();
       } catch (const error& e) {
