@@ -443,8 +443,8 @@ class source_pump {
   }
   /// The fetch failure that ended the thread, if any (read after finished()).
   [[nodiscard]] std::exception_ptr failure() const noexcept { return failure_; }
-  /// Steady-clock time of the last fetch that returned a message (ns since epoch), for idle
-  /// detection.
+  /// Steady-clock time (ns since its epoch) of the last fetch that returned a message or the
+  /// last moment the ring was full, for idle detection.
   [[nodiscard]] std::int64_t last_message_ns() const noexcept {
     return last_message_ns_.load(std::memory_order_relaxed);  // a hint; nothing pairs with it
   }
@@ -458,7 +458,9 @@ class source_pump {
         const std::int64_t room = pub.remaining_capacity();
         if (room <= 0) {
           // The ack stage frees room batch by batch; it has no doorbell for this thread, so
-          // poll it (the ring is full: every stage has work, the pump has none).
+          // poll it (the ring is full: every stage has work, the pump has none). A full ring is
+          // busy, not idle.
+          touch();
           std::this_thread::sleep_for(std::chrono::microseconds(50));
           continue;
         }
@@ -475,8 +477,7 @@ class source_pump {
         }
         c->publish();
         n = 0;
-        last_message_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
-                               std::memory_order_relaxed);  // a hint, see last_message_ns()
+        touch();
       }
     } catch (const rondo::closed&) {
       // The disruptor stopped (halted or closed): not the pump's failure.
@@ -486,6 +487,11 @@ class source_pump {
     for (std::size_t i = 0; i < n; ++i) engine_->release(got[i]);
     finished_.store(true, std::memory_order_release);  // pairs with finished()'s acquire
     if (failure_ && on_failure_) on_failure_(failure_);
+  }
+
+  void touch() noexcept {
+    last_message_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                           std::memory_order_relaxed);  // a hint, see last_message_ns()
   }
 
   source_engine* engine_;

@@ -264,9 +264,14 @@ int acked(js::connection& conn, int shard) {
   jsConsumerInfo* ci = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   const std::string durable = fmt::format("rondo-shard-{}", shard);
-  if (js_GetConsumerInfo(&ci, j, "IN", durable.c_str(), nullptr, &code) != NATS_OK) {
-    std::printf("shard %d: no consumer %s\n", shard, durable.c_str());
-    return 1;
+  // The cluster may just have been restarted: ask until it answers.
+  for (int tries = 0;; ++tries) {
+    if (js_GetConsumerInfo(&ci, j, "IN", durable.c_str(), nullptr, &code) == NATS_OK) break;
+    if (tries == 300) {
+      std::printf("shard %d: no answer about consumer %s\n", shard, durable.c_str());
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   const std::uint64_t floor = ci->AckFloor.Stream;
   jsConsumerInfo_Destroy(ci);
