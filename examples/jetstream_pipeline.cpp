@@ -111,13 +111,14 @@ int main(int argc, char** argv) {
     conn.ensure_stream({.name = a.input, .subjects = {"in.*"}, .replicas = a.replicas});
     conn.ensure_stream({.name = "OUT_" + shard, .subjects = {"out." + shard},
                         .replicas = a.replicas});
-    js::pull_source source(conn, {.stream = a.input,
-                                  .durable = "rondo-shard-" + shard,
-                                  .filter_subject = "in." + shard,
-                                  .give_up_after = std::chrono::milliseconds(a.give_up_ms)});
     js::publish_sink out(conn, {.stream = "OUT_" + shard,
                                 .subject = "out." + shard,
                                 .msg_id_prefix = a.input + "/" + shard});
+    js::pull_source source(conn, {.stream = a.input,
+                                  .durable = "rondo-shard-" + shard,
+                                  .filter_subject = "in." + shard,
+                                  .give_up_after = std::chrono::milliseconds(a.give_up_ms),
+                                  .start_after = out.last_stored_input()});
     js::sink<work> sink(out, {.give_up_after = std::chrono::milliseconds(a.give_up_ms)});
     std::printf("shard %d: resuming input at stream sequence %llu; output holds input up to %llu\n",
                 a.shard, static_cast<unsigned long long>(source.started_at()),

@@ -34,6 +34,8 @@
 #include <rondo/dsl/batch.hpp>
 #include <rondo/dsl/publisher.hpp>
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <chrono>
 #include <coroutine>
@@ -147,6 +149,11 @@ class sink_engine {
   /// calling thread for up to the engine's request timeout; throws jetstream::error if the
   /// broker does not answer). The sink stage only.
   virtual void recover() = 0;
+  /// Stops waiting for the broker: every record of the current round not reported yet is
+  /// reported now as not stored (its ack, should it come, is ignored). For a round the broker
+  /// does not answer (the cluster unreachable: libnats keeps such publishes buffered). Sink
+  /// stage.
+  virtual void abandon() = 0;
   /// The last input sequence whose result the output is known to hold (0: none). Sink stage.
   [[nodiscard]] virtual std::uint64_t last_stored_input() const noexcept = 0;
   /// The last error the engine saw, for messages ("" if none). Sink stage.
@@ -225,8 +232,12 @@ struct pull_source_options {
   std::chrono::milliseconds ack_wait{30000};
   /// Unacknowledged messages the broker may hand out; at least the ring's capacity.
   std::int64_t max_ack_pending = 65536;
-  /// fetch() throws once the broker has been unreachable this long.
+  /// fetch() (and the constructor) throws once the broker has been unreachable this long.
   std::chrono::milliseconds give_up_after{10000};
+  /// Where a durable that does not exist starts: after this stream sequence. Pass the sink's
+  /// last_stored_input(): a process killed between deleting and re-creating the durable then
+  /// does not replay the whole stream (what it would replay is in the output already).
+  std::uint64_t start_after = 0;
 };
 
 /// A durable pull consumer (AckAll) on one stream's subjects.
@@ -291,6 +302,7 @@ class publish_sink final : public sink_engine {
 
   void publish(std::span<const publish_record> records, publish_completion& done) override;
   void recover() override;
+  void abandon() override;
   [[nodiscard]] std::uint64_t last_stored_input() const noexcept override;
   [[nodiscard]] std::string last_error() const override;
   [[nodiscard]] sink_stats stats() const noexcept override;
@@ -322,21 +334,20 @@ struct source_pump_options {
 };
 
 namespace detail {
-/// The awaitable that collects one publish round's reports and resumes the sink stage on its
-/// scheduler when the last arrives (the libnats thread that reports it posts the stage).
+/// Collects one publish round's reports. The report that completes the round requests stop on
+/// the round's token; the sink stage waits on an io_context timer cancelled by that token, so a
+/// libnats thread resumes the stage through the executor's own cancellation path (it posts to
+/// the context; no lock of rondo's on the way) and an unanswered round ends at the timeout.
 class round_completion final : public publish_completion {
  public:
-  void arm(scheduler_ref sched, std::size_t n) noexcept;
+  void arm(std::size_t n);
   void record_done(std::size_t index, bool stored) noexcept override;
+  [[nodiscard]] bool complete() const noexcept;
   [[nodiscard]] bool failed() const noexcept;
-
-  [[nodiscard]] bool await_ready() const noexcept { return false; }
-  bool await_suspend(std::coroutine_handle<> h) noexcept;
-  void await_resume() const noexcept {}
+  [[nodiscard]] std::stop_token token() const noexcept { return stop_.get_token(); }
 
  private:
-  scheduler_ref sched_{};
-  schedule_node node_{};
+  std::stop_source stop_;
   std::atomic<std::size_t> remaining_{0};
   std::atomic<bool> failed_{false};
 };
@@ -347,6 +358,7 @@ struct sink_core {
   sink_engine* engine;
   std::chrono::milliseconds give_up_after;
   std::chrono::milliseconds retry_backoff;
+  std::chrono::milliseconds round_timeout;
   round_completion done;
   task<> publish(std::span<const publish_record> records, std::stop_token stop);
 };
@@ -360,6 +372,9 @@ struct sink_options {
   std::chrono::milliseconds give_up_after{15000};
   /// Pause before a failed round is recovered and retried.
   std::chrono::milliseconds retry_backoff{100};
+  /// A round the broker has not fully answered after this is abandoned (sink_engine::abandon)
+  /// and retried: above the engine's own ack timeout (publish_sink_options::ack_timeout).
+  std::chrono::milliseconds round_timeout{3000};
 };
 
 /// The sink stage: `.stage("sink", snk.handler(), rondo::after("compute")).on(i)` on an
@@ -372,7 +387,16 @@ template <class State>
 class sink {
  public:
   sink(sink_engine& engine, sink_options options = {})
-      : core_{&engine, options.give_up_after, options.retry_backoff, {}} {}
+      : core_{&engine, options.give_up_after, options.retry_backoff, options.round_timeout, {}} {
+    if (options.give_up_after.count() <= 0 || options.round_timeout.count() <= 0 ||
+        options.retry_backoff.count() < 0) {
+      throw std::invalid_argument(fmt::format(
+          "jetstream::sink: give_up_after {} ms, round_timeout {} ms (both > 0), retry_backoff {} "
+          "ms (>= 0)",
+          options.give_up_after.count(), options.round_timeout.count(),
+          options.retry_backoff.count()));
+    }
+  }
   sink(const sink&) = delete;
   sink& operator=(const sink&) = delete;
 
@@ -457,6 +481,7 @@ class source_pump {
       while (!st.stop_requested()) {
         const std::int64_t room = pub.remaining_capacity();
         if (room <= 0) {
+          if (pub.sequencer().is_closed()) break;  // halted or closed: nothing will free room
           // The ack stage frees room batch by batch; it has no doorbell for this thread, so
           // poll it (the ring is full: every stage has work, the pump has none). A full ring is
           // busy, not idle.

@@ -278,24 +278,28 @@ pull_source::pull_source(connection& conn, pull_source_options options)
   // Resume at the durable's ack floor + 1 (everything not acknowledged comes again, in order).
   const auto deadline = clock::now() + s_->opts.give_up_after;
   for (;;) {
-    jsConsumerInfo* ci = nullptr;
-    jsErrCode code = static_cast<jsErrCode>(0);
-    const natsStatus st = js_GetConsumerInfo(&ci, s_->js(), s_->opts.stream.c_str(),
-                                             s_->opts.durable.c_str(), nullptr, &code);
-    if (st == NATS_OK) {
-      const std::uint64_t start = ci->AckFloor.Stream + 1;
-      jsConsumerInfo_Destroy(ci);
-      s_->position(start);
-      return;
+    std::string why;
+    try {
+      jsConsumerInfo* ci = nullptr;
+      jsErrCode code = static_cast<jsErrCode>(0);
+      const natsStatus st = js_GetConsumerInfo(&ci, s_->js(), s_->opts.stream.c_str(),
+                                               s_->opts.durable.c_str(), nullptr, &code);
+      if (st == NATS_OK) {
+        const std::uint64_t start = ci->AckFloor.Stream + 1;
+        jsConsumerInfo_Destroy(ci);
+        s_->position(start);
+        return;
+      }
+      if (code == JSConsumerNotFoundErr || st == NATS_NOT_FOUND) {
+        s_->position(s_->opts.start_after + 1);
+        return;
+      }
+      why = fmt::format("jetstream: consumer info '{}' of '{}': {}", s_->opts.durable,
+                        s_->opts.stream, nats_text(st, code));
+    } catch (const error& e) {
+      why = e.what();
     }
-    if (code == JSConsumerNotFoundErr || st == NATS_NOT_FOUND) {
-      s_->position(1);
-      return;
-    }
-    if (clock::now() >= deadline) {
-      throw error(fmt::format("jetstream: consumer info '{}' of '{}': {}", s_->opts.durable,
-                              s_->opts.stream, nats_text(st, code)));
-    }
+    if (clock::now() >= deadline) throw error(why);
     pause_for(std::chrono::milliseconds(100));
   }
 }
@@ -620,6 +624,32 @@ void publish_sink::publish(std::span<const publish_record> records, publish_comp
   if (!records.empty()) s.known_input = std::max(s.known_input, records.back().input_sequence);
 }
 
+void publish_sink::abandon() {
+  state& s = *s_;
+  natsMsgList pending{nullptr, 0};
+  if (js_PublishAsyncGetPendingList(&pending, s.js) != NATS_OK) return;  // none pending
+  // Acquire: pairs with the release store in publish() (we are its thread anyway).
+  const sink_round* r = s.current.load(std::memory_order_acquire);
+  for (int i = 0; i < pending.Count; ++i) {
+    natsMsg* m = pending.Msgs[i];
+    if (m == nullptr || r == nullptr) continue;
+    const char* id = nullptr;
+    std::uint64_t input = 0;
+    if (natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr) {
+      input = input_of_msg_id(id, s.opts.msg_id_prefix);
+    }
+    const publish_record* end = r->records + r->count;
+    const publish_record* at = std::lower_bound(
+        r->records, end, input,
+        [](const publish_record& rec, std::uint64_t v) { return rec.input_sequence < v; });
+    s.failed.fetch_add(1, std::memory_order_relaxed);  // a counter
+    r->done->record_done(static_cast<std::size_t>(at - r->records), false);
+  }
+  s.set_error(fmt::format("{} publishes not answered within the round's timeout (cluster "
+                          "unreachable?)", pending.Count));
+  natsMsgList_Destroy(&pending);
+}
+
 std::uint64_t publish_sink::last_stored_input() const noexcept { return s_->known_input; }
 
 std::string publish_sink::last_error() const {
@@ -639,33 +669,30 @@ sink_stats publish_sink::stats() const noexcept {
 
 namespace detail {
 
-void round_completion::arm(scheduler_ref sched, std::size_t n) noexcept {
-  sched_ = sched;
+void round_completion::arm(std::size_t n) {
+  stop_ = std::stop_source{};  // the previous round's token is spent
   // Relaxed: the round has not started; publish() (same thread) happens after.
   failed_.store(false, std::memory_order_relaxed);
-  // n reports plus the awaiter's own decrement, so nobody reaches 0 before the stage suspends.
-  remaining_.store(n + 1, std::memory_order_relaxed);
+  remaining_.store(n, std::memory_order_relaxed);
+  if (n == 0) stop_.request_stop();
 }
 
 void round_completion::record_done(std::size_t, bool stored) noexcept {
   // Relaxed: published by the acq_rel decrement below (a release sequence on remaining_).
   if (!stored) failed_.store(true, std::memory_order_relaxed);
-  // acq_rel: releases this report's writes, and the last decrement acquires everyone's, and
-  // the awaiter's node (written before its own decrement).
-  if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) sched_.post(node_);
+  // acq_rel: releases this report's writes; the last one acquires everyone's before it wakes
+  // the stage (request_stop: the stage's timer is cancelled through its io_context).
+  if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) stop_.request_stop();
+}
+
+bool round_completion::complete() const noexcept {
+  // Acquire: pairs with the reports' acq_rel decrements, so failed_ is read after them.
+  return remaining_.load(std::memory_order_acquire) == 0;
 }
 
 bool round_completion::failed() const noexcept {
-  // Relaxed: read after the last decrement (acquire) or after the post that resumed us.
+  // Relaxed: read after complete() returned true (its acquire orders it).
   return failed_.load(std::memory_order_relaxed);
-}
-
-bool round_completion::await_suspend(std::coroutine_handle<> h) noexcept {
-  node_.handle = h;
-  node_.callback = nullptr;
-  // acq_rel: releases node_ to the reporter that reaches 0 (it posts it); if this is the last
-  // decrement, acquires every report's writes and resumes at once.
-  return remaining_.fetch_sub(1, std::memory_order_acq_rel) != 1;
 }
 
 task<> sink_core::publish(std::span<const publish_record> records, std::stop_token stop) {
@@ -674,9 +701,22 @@ task<> sink_core::publish(std::span<const publish_record> records, std::stop_tok
   int attempts = 0;
   while (from < records.size()) {
     const auto todo = records.subspan(from);
-    done.arm(current_scheduler(), todo.size());
+    done.arm(todo.size());
     engine->publish(todo, done);
-    co_await done;
+    io_context& io = current_io_context();
+    bool abandoned = false;
+    while (!done.complete()) {
+      // Ends when the last report cancels it, or at the timeout.
+      (void)co_await io.sleep_for(round_timeout).cancel_on(done.token());
+      if (done.complete()) break;
+      if (!abandoned) {
+        engine->abandon();  // the broker did not answer in time: report the rest as failed
+        abandoned = true;
+      } else if (clock::now() - start > give_up_after) {
+        throw error(fmt::format("jetstream sink: a publish round of {} results did not end",
+                                todo.size()));
+      }
+    }
     if (!done.failed()) co_return;
     ++attempts;
     // Recover: ask the output what it holds, then publish what it lacks (in order).

@@ -68,6 +68,7 @@ step "shard 1: $kills x kill -9 of a NATS node while $kill_count events flow"
 "$pipeline" --servers "$urls" --shard 1 --idle-exit-ms 8000 >"$work/p1.log" 2>&1 &
 p=$!
 bg+=("$p")
+for _ in $(seq 1 200); do [[ -s "$work/p1.log" ]] && break; sleep 0.05; done
 for k in $(seq 1 "$kills"); do
   sleep "0.$((3 + RANDOM % 7))"
   node=$(( (k - 1) % 3 ))
