@@ -147,6 +147,10 @@ int main(int argc, char** argv) {
 
     auto& pub = d.publisher();
     auto next_progress = t0;
+    // Idle: no message for idle_exit_ms, and no failed fetch or consumer reset either (an
+    // outage of the cluster is not the end of the input).
+    std::uint64_t trouble_seen = 0;
+    auto trouble_at = t0;
     for (;;) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       if (a.progress && std::chrono::steady_clock::now() >= next_progress) {
@@ -168,9 +172,16 @@ int main(int argc, char** argv) {
       }
       if (pump.finished() || g_stop.load(std::memory_order_relaxed)) break;  // a flag
       if (a.idle_exit_ms > 0) {
-        const auto now_ns = std::chrono::steady_clock::now().time_since_epoch().count();
-        const auto last = pump.last_message_ns();
-        const auto idle_since = last != 0 ? last : t0.time_since_epoch().count();
+        const auto now = std::chrono::steady_clock::now();
+        const auto now_ns = now.time_since_epoch().count();
+        const auto st = source.stats();
+        const auto k = out.stats();
+        if (st.fetch_errors + st.resets + k.failed != trouble_seen) {
+          trouble_seen = st.fetch_errors + st.resets + k.failed;
+          trouble_at = now;
+        }
+        const auto last = std::max(pump.last_message_ns(), trouble_at.time_since_epoch().count());
+        const auto idle_since = last;
         if (now_ns - idle_since > a.idle_exit_ms * 1000000LL &&
             pub.remaining_capacity() == a.ring) {
           break;

@@ -164,8 +164,17 @@ std::vector<record> read_all(js::connection& conn, const std::string& stream,
   std::vector<record> out;
   natsMsg* last = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  if (js_GetLastMsg(&last, j, stream.c_str(), subject.c_str(), nullptr, &code) != NATS_OK) {
-    return out;  // nothing on that subject
+  // The cluster may just have been restarted: ask until it answers, "no message" included.
+  for (int tries = 0;; ++tries) {
+    code = static_cast<jsErrCode>(0);
+    const natsStatus st = js_GetLastMsg(&last, j, stream.c_str(), subject.c_str(), nullptr, &code);
+    if (st == NATS_OK) break;
+    if (code == JSNoMessageFoundErr || code == JSStreamNotFoundErr) return out;  // nothing there
+    if (tries == 300) {
+      throw js::error(fmt::format("verify: last message of {} on {}: {} (error {})", stream,
+                                  subject, natsStatus_GetText(st), static_cast<int>(code)));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   const std::uint64_t last_seq = natsMsg_GetSequence(last);
   natsMsg_Destroy(last);
