@@ -314,6 +314,15 @@ std::uint64_t pull_source::started_at() const noexcept { return s_->started_at; 
 std::size_t pull_source::fetch(std::span<inbound> out, std::chrono::milliseconds wait) {
   state& s = *s_;
   if (out.empty()) return 0;
+  if (s.sub == nullptr) {
+    // A re-positioning failed half way (the cluster was down): try it again.
+    try {
+      s.reset();
+    } catch (const error& e) {
+      s.failing(e.what());
+      return 0;
+    }
+  }
   natsMsgList list{nullptr, 0};
   jsErrCode code = static_cast<jsErrCode>(0);
   const natsStatus st = natsSubscription_Fetch(&list, s.sub, static_cast<int>(out.size()),

@@ -10,14 +10,15 @@
 #            cluster the shard completes exactly once
 #
 # Usage: cluster_test.sh BIN_DIR (where rondo_jetstream_pipeline and rondo_jetstream_tool are).
-# Environment: RONDO_JS_COUNT (default 1000000), RONDO_JS_KILL_COUNT (200000), RONDO_JS_KILLS (5).
+# Environment: RONDO_JS_COUNT (default 300000; RONDO_JS_COUNT=1000000 for the million, ~2 min
+# more on the 2-core VM), RONDO_JS_KILL_COUNT (200000), RONDO_JS_KILLS (5).
 # Exits 77 (CTest: skipped) when nats-server is not installed. Everything it started is killed on
 # exit, failure included.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 bin=${1:?usage: cluster_test.sh BIN_DIR}
-count=${RONDO_JS_COUNT:-1000000}
+count=${RONDO_JS_COUNT:-300000}
 kill_count=${RONDO_JS_KILL_COUNT:-200000}
 kills=${RONDO_JS_KILLS:-5}
 
@@ -78,10 +79,7 @@ for k in $(seq 1 "$kills"); do
   bash "$root/scripts/nats-cluster.sh" restart "$cluster" "$node"
 done
 wait_pipeline "$p" "$work/p1.log"
-# A run that gave up during an outage, or went idle before the end, is restarted (that is a
-# deployment's supervisor); the check is on the output.
-if [[ $rc -ne 0 ]]; then echo "(the run exited $rc: starting it again)"; fi
-"$pipeline" --servers "$urls" --shard 1 --idle-exit-ms 1500
+[[ $rc -eq 0 ]] || fail "the shard 1 process did not ride through the node kills (exit $rc)"
 "$tool" verify "$urls" 1 || fail "shard 1 not exactly once after $kills node kills"
 
 step "shard 2: $kills x kill -9 of the rondo process while $kill_count events flow"
