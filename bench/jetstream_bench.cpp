@@ -111,9 +111,7 @@ result run_raw(js::connection& conn, const std::string& tag, long count, long ra
   natsConnection_JetStream(&j, static_cast<natsConnection*>(conn.native_connection()), &jo);
   jsCtx* pj = nullptr;
   natsConnection_JetStream(&pj, static_cast<natsConnection*>(conn.native_connection()), nullptr);
-  std::thread producer;
-  if (timed) producer = std::thread([&] { produce(pj, in_subject, count, rate); });
-  else produce(pj, in_subject, count, 0);
+  if (!timed) produce(pj, in_subject, count, 0);
 
   jsSubOptions so;
   jsSubOptions_Init(&so);
@@ -127,6 +125,8 @@ result run_raw(js::connection& conn, const std::string& tag, long count, long ra
       NATS_OK) {
     throw js::error("raw: pull subscribe failed");
   }
+  std::thread producer;
+  if (timed) producer = std::thread([&] { produce(pj, in_subject, count, rate); });
   std::vector<std::int64_t> lat;
   lat.reserve(static_cast<std::size_t>(count));
   long done = 0;
@@ -171,6 +171,11 @@ result run_raw(js::connection& conn, const std::string& tag, long count, long ra
 }
 
 // ---- rondo
+// The executor's idle poll (io_options::idle_spin): on a machine whose cores the cluster needs,
+// polling takes CPU from the servers.
+std::chrono::microseconds g_idle_spin{0};
+bool g_order_guard = true;  // --order-guard 0: the A/B row of its cost
+
 struct work {
   std::int64_t sent = 0;
 };
@@ -181,19 +186,18 @@ result run_rondo(js::connection& conn, const std::string& tag, long count, long 
   conn.ensure_stream({.name = out_stream, .subjects = {"bout." + tag}});
   jsCtx* pj = nullptr;
   natsConnection_JetStream(&pj, static_cast<natsConnection*>(conn.native_connection()), nullptr);
-  std::thread producer;
-  if (timed) producer = std::thread([&] { produce(pj, in_subject, count, rate); });
-  else produce(pj, in_subject, count, 0);
+  if (!timed) produce(pj, in_subject, count, 0);
 
   js::publish_sink out(conn, {.stream = out_stream, .subject = "bout." + tag,
-                              .msg_id_prefix = "rondo/" + tag});
+                              .msg_id_prefix = "rondo/" + tag,
+                              .order_guard = g_order_guard});
   js::pull_source source(conn, {.stream = "BIN", .durable = "brondo-" + tag,
                                 .filter_subject = in_subject});
   js::sink<work> sink(out);
   std::vector<std::int64_t> lat;
   lat.reserve(static_cast<std::size_t>(count));
   std::atomic<long> acked{0};
-  rondo::runtime rt(1);
+  rondo::runtime rt(1, rondo::io_options{.idle_spin = g_idle_spin});
   auto d = rondo::disruptor<ev>::builder()
                .capacity(4096)
                .wait(rondo::spin_then_suspend{})
@@ -219,11 +223,23 @@ result run_rondo(js::connection& conn, const std::string& tag, long count, long 
   js::source_pump<work> pump(source, {.max_fetch = 512});
   const auto t0 = clk::now();
   pump.start(d.publisher());
+  std::thread producer;
+  if (timed) producer = std::thread([&] { produce(pj, in_subject, count, rate); });
   while (acked.load(std::memory_order_acquire) < count) {  // pairs with the ack stage's release
     if (pump.finished()) throw js::error("rondo: the pipeline stopped");
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   const double secs = std::chrono::duration<double>(clk::now() - t0).count();
+  const auto ss = source.stats();
+  const auto ks = out.stats();
+  std::fprintf(stderr, "  [rondo %s: %.2f s, fetched %llu, resets %llu, redelivered %llu, fetch errors %llu, acks %llu, published %llu, failed %llu]\n",
+               tag.c_str(), secs, static_cast<unsigned long long>(ss.fetched),
+               static_cast<unsigned long long>(ss.resets),
+               static_cast<unsigned long long>(ss.redelivered),
+               static_cast<unsigned long long>(ss.fetch_errors),
+               static_cast<unsigned long long>(ss.commits),
+               static_cast<unsigned long long>(ks.published),
+               static_cast<unsigned long long>(ks.failed));
   pump.stop();
   d.drain();
   d.join();
@@ -244,6 +260,8 @@ int main(int argc, char** argv) {
     else if (f == "--count") count = std::atol(argv[i + 1]);
     else if (f == "--rate") rate = std::atol(argv[i + 1]);
     else if (f == "--seconds") seconds = std::atol(argv[i + 1]);
+    else if (f == "--order-guard") g_order_guard = std::atol(argv[i + 1]) != 0;
+    else if (f == "--idle-spin-us") g_idle_spin = std::chrono::microseconds(std::atol(argv[i + 1]));
     else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
@@ -265,9 +283,11 @@ int main(int argc, char** argv) {
     for (int rep = 0; rep < 2; ++rep) {
       for (const bool use_rondo : {false, true}) {
         const std::string tag = fmt::format("{}{}", use_rondo ? "r" : "w", round++);
+        std::fprintf(stderr, "  [%s: throughput run]\n", tag.c_str());
         const result t = use_rondo ? run_rondo(conn, tag, count, 0, false)
                                    : run_raw(conn, tag, count, 0, false);
         const std::string ltag = tag + "l";
+        std::fprintf(stderr, "  [%s: latency run]\n", tag.c_str());
         const result l = use_rondo ? run_rondo(conn, ltag, rate * seconds, rate, true)
                                    : run_raw(conn, ltag, rate * seconds, rate, true);
         std::printf("%-6s %-5d %14.0f %12.0f %12.0f\n", use_rondo ? "rondo" : "raw", rep,

@@ -36,6 +36,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <coroutine>
@@ -282,6 +283,10 @@ struct publish_sink_options {
   std::chrono::milliseconds ack_timeout{2000};
   /// Publishes in flight at once (libnats' MaxPending); at least the sink stage's max batch.
   int max_pending = 65536;
+  /// The order guard (Nats-Expected-Last-Sequence on each new record). Off: results are still
+  /// stored at least once and de-duplicated by Msg-Id, but a result lost in flight while later
+  /// ones are stored ends up after them (re-published), so order holds only without failures.
+  bool order_guard = true;
 };
 
 /// Publishes results with Nats-Msg-Id "<prefix>:<input sequence>" and an order guard: each new
@@ -477,18 +482,22 @@ class source_pump {
   void run(publisher<event<State>>& pub, const std::stop_token& st) {
     std::vector<inbound> got(opts_.max_fetch);
     std::size_t n = 0;
+    std::chrono::microseconds backoff{50};
     try {
       while (!st.stop_requested()) {
         const std::int64_t room = pub.remaining_capacity();
         if (room <= 0) {
           if (pub.sequencer().is_closed()) break;  // halted or closed: nothing will free room
           // The ack stage frees room batch by batch; it has no doorbell for this thread, so
-          // poll it (the ring is full: every stage has work, the pump has none). A full ring is
-          // busy, not idle.
+          // poll it, backing off from 50 us to 1 ms (the ring is full: the stages have a ring's
+          // worth of work, and on a small machine the cluster needs the CPU more than this
+          // thread needs to wake). A full ring is busy, not idle.
           touch();
-          std::this_thread::sleep_for(std::chrono::microseconds(50));
+          std::this_thread::sleep_for(backoff);
+          backoff = std::min(backoff * 2, std::chrono::microseconds(1000));
           continue;
         }
+        backoff = std::chrono::microseconds(50);
         const std::size_t want = std::min(opts_.max_fetch, static_cast<std::size_t>(room));
         n = engine_->fetch(std::span<inbound>(got.data(), want), opts_.fetch_wait);
         if (n == 0) continue;

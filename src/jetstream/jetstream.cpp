@@ -57,6 +57,34 @@ std::uint64_t input_of_msg_id(std::string_view id, std::string_view prefix) {
   return v;
 }
 
+// The stream and consumer sequences of a JetStream message, from its reply subject (what
+// natsMsg_GetMetaData parses, without its allocations): "$JS.ACK.<stream>.<consumer>.
+// <delivered>.<stream seq>.<consumer seq>.<time>.<pending>" (9 tokens), or the newer form with
+// "<domain>.<account hash>" after "$JS.ACK" and a token at the end (12 or more).
+bool ack_sequences(const char* reply, std::uint64_t& sseq, std::uint64_t& cseq) {
+  if (reply == nullptr) return false;
+  const std::string_view r(reply);
+  if (r.substr(0, 8) != "$JS.ACK.") return false;
+  std::string_view tok[16];
+  std::size_t n = 0;
+  std::size_t at = 0;
+  while (n < 16) {
+    const std::size_t dot = r.find('.', at);
+    tok[n++] = r.substr(at, dot == std::string_view::npos ? std::string_view::npos : dot - at);
+    if (dot == std::string_view::npos) break;
+    at = dot + 1;
+  }
+  std::size_t first = 0;  // the index of <delivered>
+  if (n == 9) first = 4;
+  else if (n >= 12) first = 6;
+  else return false;
+  auto num = [](std::string_view t, std::uint64_t& v) {
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    return ec == std::errc{} && p == t.data() + t.size();
+  };
+  return num(tok[first + 1], sseq) && num(tok[first + 2], cseq);
+}
+
 // Exponential-free, bounded pause of a thread that is not an executor's.
 void pause_for(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
 
@@ -332,11 +360,9 @@ std::size_t pull_source::fetch(std::span<inbound> out, std::chrono::milliseconds
   for (int i = 0; i < list.Count; ++i) {
     natsMsg* m = list.Msgs[i];
     if (m == nullptr) continue;
-    jsMsgMetaData* meta = nullptr;
-    if (gap || natsMsg_GetMetaData(&meta, m) != NATS_OK) continue;  // destroyed with the list
-    const std::uint64_t sseq = meta->Sequence.Stream;
-    const std::uint64_t cseq = meta->Sequence.Consumer;
-    jsMsgMetaData_Destroy(meta);
+    std::uint64_t sseq = 0;
+    std::uint64_t cseq = 0;
+    if (gap || !ack_sequences(natsMsg_GetReply(m), sseq, cseq)) continue;  // freed with the list
     if (cseq != s.last_consumer + 1) {
       gap = true;  // deliveries lost (a node, a leader change): start again after the last
       continue;
@@ -467,10 +493,14 @@ struct publish_sink::state {
     auto* self = static_cast<state*>(closure);
     // Acquire: pairs with the release store in publish(), so the round's fields are visible.
     const sink_round* r = self->current.load(std::memory_order_acquire);
-    const char* id = nullptr;
+    // Which record: only a round that re-publishes stored results (re-delivered input) needs
+    // to know (the headers are parsed on first access: not on every ack).
     std::uint64_t input = 0;
-    if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr) {
-      input = input_of_msg_id(id, self->opts.msg_id_prefix);
+    if (r != nullptr && r->count > 0 && r->records[0].input_sequence <= r->known_stored) {
+      const char* id = nullptr;
+      if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr) {
+        input = input_of_msg_id(id, self->opts.msg_id_prefix);
+      }
     }
     bool ok = false;
     if (pa != nullptr) {
@@ -602,13 +632,14 @@ void publish_sink::publish(std::span<const publish_record> records, publish_comp
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MsgId = id;
-    po.MaxWait = to_ms(s.opts.ack_timeout);
+    // No per-message MaxWait: libnats arms a timer per message for it; the sink stage's
+    // round_timeout and abandon() bound the wait instead.
     if (rec.input_sequence <= s.round.known_stored) {
       // Stored before: the Msg-Id makes it a duplicate; should the window have passed, an
       // expectation that cannot hold refuses it.
       po.ExpectLastSeq = std::uint64_t{1} << 62;
     } else {
-      po.ExpectLastSeq = base + chained;  // 0 (an empty output): no expectation
+      if (s.opts.order_guard) po.ExpectLastSeq = base + chained;  // 0 (empty output): none
       ++chained;
     }
     natsMsg* m = nullptr;
