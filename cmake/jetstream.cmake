@@ -47,6 +47,13 @@ function(rondo_jetstream_late_targets)
   add_executable(rondo_jetstream_tool ${PROJECT_SOURCE_DIR}/tests/jetstream/js_tool.cpp)
   target_link_libraries(rondo_jetstream_tool PRIVATE rondo::jetstream PkgConfig::libnats
                         rondo_warnings)
+  if(RONDO_BUILD_TESTS)
+    # The rondo side against fake engines (no cluster): every preset runs it, sanitizers too.
+    add_executable(rondo_jetstream_glue_tests ${PROJECT_SOURCE_DIR}/tests/jetstream/glue_test.cpp)
+    target_link_libraries(rondo_jetstream_glue_tests PRIVATE rondo::jetstream rondo_warnings)
+    add_test(NAME jetstream_glue COMMAND rondo_jetstream_glue_tests)
+    set_tests_properties(jetstream_glue PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
+  endif()
   if(RONDO_BUILD_TESTS AND RONDO_JETSTREAM_CLUSTER_TESTS)
     add_test(NAME jetstream_cluster
              COMMAND bash ${PROJECT_SOURCE_DIR}/tests/jetstream/cluster_test.sh

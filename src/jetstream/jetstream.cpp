@@ -770,7 +770,7 @@ task<> sink_core::publish(std::span<const publish_record> records, std::stop_tok
             std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - start).count(),
             engine->last_stored_input(), why.empty() ? engine->last_error() : why));
       }
-      co_await current_io_context().sleep_for(retry_backoff);
+      (void)co_await current_io_context().sleep_for(retry_backoff);
       try {
         engine->recover();
         break;
