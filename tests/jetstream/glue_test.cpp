@@ -69,6 +69,7 @@ class fake_source final : public js::source_engine {
   }
   void commit(const js::inbound& last) noexcept override {
     // Nothing acknowledged that the output does not hold.
+    // Relaxed flags and counters below: read after the pipeline is joined.
     if (last.sequence > out_->last()) bad_commit_.store(true, std::memory_order_relaxed);
     if (last.sequence < committed_.load(std::memory_order_relaxed)) {
       bad_commit_.store(true, std::memory_order_relaxed);  // a flag, read after join
@@ -78,13 +79,15 @@ class fake_source final : public js::source_engine {
   void release(js::inbound& m) noexcept override {
     if (m.handle != nullptr) {
       outstanding_.fetch_sub(1, std::memory_order_relaxed);  // a counter
-      released_.fetch_add(1, std::memory_order_relaxed);
+      released_.fetch_add(1, std::memory_order_relaxed);  // a counter
     }
     m = js::inbound{};
   }
   [[nodiscard]] js::source_stats stats() const noexcept override { return {}; }
 
+  // Acquire: pairs with commit()'s release store.
   std::uint64_t committed() const { return committed_.load(std::memory_order_acquire); }
+  // Relaxed: read after join (the pump and the ack stage are done).
   std::uint64_t released() const { return released_.load(std::memory_order_relaxed); }
   bool bad_commit() const { return bad_commit_.load(std::memory_order_relaxed); }
   std::int64_t max_held() const { return max_held_; }
