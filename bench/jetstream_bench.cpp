@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -175,6 +176,7 @@ result run_raw(js::connection& conn, const std::string& tag, long count, long ra
 // polling takes CPU from the servers.
 std::chrono::microseconds g_idle_spin{0};
 bool g_order_guard = true;  // --order-guard 0: the A/B row of its cost
+bool g_source_connection = false;  // --source-connection 1: source and sink on two connections
 
 struct work {
   std::int64_t sent = 0;
@@ -191,8 +193,15 @@ result run_rondo(js::connection& conn, const std::string& tag, long count, long 
   js::publish_sink out(conn, {.stream = out_stream, .subject = "bout." + tag,
                               .msg_id_prefix = "rondo/" + tag,
                               .order_guard = g_order_guard});
-  js::pull_source source(conn, {.stream = "BIN", .durable = "brondo-" + tag,
-                                .filter_subject = in_subject});
+  // The source on a connection of its own (--source-connection 1): its fetches and the sink's
+  // publishes then do not share libnats' connection lock, reader and flusher.
+  std::unique_ptr<js::connection> own;
+  if (g_source_connection) {
+    own = std::make_unique<js::connection>(js::connection_options{
+        .servers = conn.options().servers, .name = "rondo-bench-source"});
+  }
+  js::pull_source source(own ? *own : conn, {.stream = "BIN", .durable = "brondo-" + tag,
+                                             .filter_subject = in_subject});
   js::sink<work> sink(out);
   std::vector<std::int64_t> lat;
   lat.reserve(static_cast<std::size_t>(count));
@@ -261,6 +270,7 @@ int main(int argc, char** argv) {
     else if (f == "--rate") rate = std::atol(argv[i + 1]);
     else if (f == "--seconds") seconds = std::atol(argv[i + 1]);
     else if (f == "--order-guard") g_order_guard = std::atol(argv[i + 1]) != 0;
+    else if (f == "--source-connection") g_source_connection = std::atol(argv[i + 1]) != 0;
     else if (f == "--idle-spin-us") g_idle_spin = std::chrono::microseconds(std::atol(argv[i + 1]));
     else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);

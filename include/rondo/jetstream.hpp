@@ -347,14 +347,18 @@ class round_completion final : public publish_completion {
  public:
   void arm(std::size_t n);
   void record_done(std::size_t index, bool stored) noexcept override;
+  /// Every record reported, and no reporter touches this object any more.
   [[nodiscard]] bool complete() const noexcept;
   [[nodiscard]] bool failed() const noexcept;
+  /// The last report is under way (stop requested; complete() follows at once).
+  [[nodiscard]] bool stopping() const noexcept;
   [[nodiscard]] std::stop_token token() const noexcept { return stop_.get_token(); }
 
  private:
   std::stop_source stop_;
   std::atomic<std::size_t> remaining_{0};
   std::atomic<bool> failed_{false};
+  std::atomic<bool> complete_{false};
 };
 
 /// The sink stage's body, for every event type: publishes the records, retries failed rounds

@@ -710,30 +710,41 @@ sink_stats publish_sink::stats() const noexcept {
 namespace detail {
 
 void round_completion::arm(std::size_t n) {
-  stop_ = std::stop_source{};  // the previous round's token is spent
-  // Relaxed: the round has not started; publish() (same thread) happens after.
+  // Relaxed: the round has not started; publish() (same thread) happens after. No reporter of
+  // the previous round touches this object any more (complete() saw its last store).
   failed_.store(false, std::memory_order_relaxed);
+  complete_.store(false, std::memory_order_relaxed);
   remaining_.store(n, std::memory_order_relaxed);
-  if (n == 0) stop_.request_stop();
+  stop_ = std::stop_source{};  // the previous round's token is spent
+  if (n == 0) {
+    stop_.request_stop();
+    complete_.store(true, std::memory_order_relaxed);  // same thread as complete()'s reader
+  }
 }
 
 void round_completion::record_done(std::size_t, bool stored) noexcept {
   // Relaxed: published by the acq_rel decrement below (a release sequence on remaining_).
   if (!stored) failed_.store(true, std::memory_order_relaxed);
-  // acq_rel: releases this report's writes; the last one acquires everyone's before it wakes
-  // the stage (request_stop: the stage's timer is cancelled through its io_context).
-  if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) stop_.request_stop();
+  // acq_rel: releases this report's writes; the last one acquires everyone's.
+  if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    stop_.request_stop();  // cancels the stage's timer: it resumes on its io_context
+    // Release: pairs with complete()'s acquire. The last touch of this object by a reporter:
+    // the stage may re-arm it (a new stop_source) as soon as it sees this.
+    complete_.store(true, std::memory_order_release);
+  }
 }
 
 bool round_completion::complete() const noexcept {
-  // Acquire: pairs with the reports' acq_rel decrements, so failed_ is read after them.
-  return remaining_.load(std::memory_order_acquire) == 0;
+  // Acquire: pairs with the last report's release store (failed_ and every report before it).
+  return complete_.load(std::memory_order_acquire);
 }
 
 bool round_completion::failed() const noexcept {
   // Relaxed: read after complete() returned true (its acquire orders it).
   return failed_.load(std::memory_order_relaxed);
 }
+
+bool round_completion::stopping() const noexcept { return stop_.stop_requested(); }
 
 task<> sink_core::publish(std::span<const publish_record> records, std::stop_token stop) {
   const auto start = clock::now();
@@ -746,9 +757,14 @@ task<> sink_core::publish(std::span<const publish_record> records, std::stop_tok
     io_context& io = current_io_context();
     bool abandoned = false;
     while (!done.complete()) {
+      if (done.stopping()) {
+        // The last report has cancelled the timer and is about to mark the round complete.
+        std::this_thread::yield();
+        continue;
+      }
       // Ends when the last report cancels it, or at the timeout.
-      (void)co_await io.sleep_for(round_timeout).cancel_on(done.token());
-      if (done.complete()) break;
+      const io_result r = co_await io.sleep_for(round_timeout).cancel_on(done.token());
+      if (done.complete() || r.cancelled()) continue;
       if (!abandoned) {
         engine->abandon();  // the broker did not answer in time: report the rest as failed
         abandoned = true;
