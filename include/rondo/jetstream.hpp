@@ -3,13 +3,14 @@
 // another, effectively once (docs/jetstream.md).
 //
 //   input stream ──pull consumer──▶ source_pump (a thread: fetches only what the ring has room for)
-//        ▲                               │ co_await-free: reserve(got), fill, publish
+//        ▲                               │ try_reserve(got), fill, publish
 //        │                               ▼
 //        │            ring: [ compute stage(s) ] ──▶ [ sink stage ] ──▶ [ ack stage ]
 //        │                                              │  ▲                 │
 //        │                                  async publish  │ acks (libnats    │
-//        │                                  (Msg-Id from   │ threads, bridged │
-//        │                                   input seq)    │ by io post)      │
+//        │                                  (Msg-Id from   │ threads; the last│
+//        │                                   input seq)    │ of a round wakes │
+//        │                                                 │ the stage's ctx) │
 //        │                                              ▼  │                 │
 //        │                                        output stream              │
 //        └──────────────── ack (AckAll, last of each batch) ◀────────────────┘
@@ -279,8 +280,6 @@ struct publish_sink_options {
   /// Msg-Id = "<msg_id_prefix>:<input sequence>"; name the input stream and shard
   /// ("IN/0"), so ids are unique per input.
   std::string msg_id_prefix;
-  /// A publish not acknowledged within this fails (and its round is retried).
-  std::chrono::milliseconds ack_timeout{2000};
   /// Publishes in flight at once (libnats' MaxPending); at least the sink stage's max batch.
   int max_pending = 65536;
   /// The order guard (Nats-Expected-Last-Sequence on each new record). Off: results are still
@@ -382,7 +381,7 @@ struct sink_options {
   /// Pause before a failed round is recovered and retried.
   std::chrono::milliseconds retry_backoff{100};
   /// A round the broker has not fully answered after this is abandoned (sink_engine::abandon)
-  /// and retried: above the engine's own ack timeout (publish_sink_options::ack_timeout).
+  /// and retried (the only publish timeout: publish_sink sets none per message).
   std::chrono::milliseconds round_timeout{3000};
 };
 

@@ -748,6 +748,7 @@ bool round_completion::stopping() const noexcept { return stop_.stop_requested()
 
 task<> sink_core::publish(std::span<const publish_record> records, std::stop_token stop) {
   const auto start = clock::now();
+  const std::uint64_t stored_before = engine->last_stored_input();
   std::size_t from = 0;
   int attempts = 0;
   while (from < records.size()) {
@@ -781,10 +782,10 @@ task<> sink_core::publish(std::span<const publish_record> records, std::stop_tok
       if (clock::now() - start > give_up_after || stop.stop_requested()) {
         throw error(fmt::format(
             "jetstream sink: {} results from input sequence {} not stored after {} attempts in "
-            "{} ms (last stored input {}): {}",
+            "{} ms (the output held input up to {} before this batch): {}",
             records.size() - from, records[from].input_sequence, attempts,
             std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - start).count(),
-            engine->last_stored_input(), why.empty() ? engine->last_error() : why));
+            stored_before, why.empty() ? engine->last_error() : why));
       }
       (void)co_await current_io_context().sleep_for(retry_backoff);
       try {
