@@ -16,4 +16,4 @@ rondo_ensure_packages() {
 
 RONDO_BUILD_PACKAGES=(cmake ninja-build g++ make pkg-config liburing-dev libfmt-dev)
 RONDO_TEST_PACKAGES=(catch2 clang-19 libclang-rt-19-dev libbenchmark-dev libboost-dev
-                     libconcurrentqueue-dev libreaderwriterqueue-dev spin)
+                     libconcurrentqueue-dev libreaderwriterqueue-dev spin nats-server libnats-dev)

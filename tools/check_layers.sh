@@ -13,7 +13,8 @@
 #   dsl     rondo/dsl/*, rondo/disruptor.hpp                  may include: detail core coro dsl
 #   io      rondo/io/*, src/*                                 may include: detail core coro io
 #   top     rondo/rondo.hpp, rondo/format.hpp, rondo/asio.hpp, may include: anything
-#           rondo/asio/* (the Boost.Asio bridge: on io and dsl)
+#           rondo/asio/* (the Boost.Asio bridge: on io and dsl),
+#           rondo/jetstream.hpp, src/jetstream/* (the NATS JetStream stages: on io and dsl)
 # io sits beside dsl, not above it: neither includes the other. <liburing.h> may be included
 # only under src/ (liburing is private to rondo::io; rondo::core must never need it). A file or
 # an include in no layer (a new directory, a misspelt header) is a violation too, so that the
@@ -30,6 +31,7 @@ layer_of() {
     rondo/core/*) echo core ;;
     rondo/coro/*) echo coro ;;
     rondo/dsl/* | rondo/disruptor.hpp) echo dsl ;;
+    rondo/jetstream.hpp | src/jetstream/*) echo top ;;
     rondo/io/* | src/*) echo io ;;
     rondo/rondo.hpp | rondo/format.hpp | rondo/asio.hpp | rondo/asio/*) echo top ;;
     *) echo unknown ;;
