@@ -9,6 +9,7 @@
 //   rondo_dsl        rondo::disruptor<int64_t> with one stage (thread stage runner, metrics on);
 //                    the producer uses publisher::reserve(b) / claim::publish(); linger:64 runs
 //                    the stage with stage_options{.linger_below = 64, .linger_pauses = 64}
+//   rondo_dsl_stamped rondo_dsl with slot stamps (builder::stamps), 16-byte events {v, stamp}
 //   rondo_coro_sync  rondo_dsl's stage as a coroutine on a thread_scheduler (spin_then_suspend,
 //                    16,384 spins); rondo_coro_async: the same with an async batch handler
 //   rondo_core       ring_buffer + single_producer_sequencer + sequence_barrier +
@@ -213,6 +214,56 @@ void one_to_one_rondo_dsl(benchmark::State& state) {
     out.ready.await();
     const iteration_result r = measured(rondo_bench::time_region([&] {
       produce_claims(d.publisher(), n, batch);
+      out.done.await();
+    }));
+    d.drain();
+    const rondo::stage_metrics_snapshot m = d.metrics().at(0).metrics;
+    sum.add_stage(state, r, out.check.ok(n), m.events, m.batches, n);
+  }
+  sum.report_stage(state, n);
+}
+
+// rondo_dsl with slot stamps (builder::stamps): 16-byte events {value, stamp}; the stage waits on
+// the event's line instead of the cursor and publish writes each slot's stamp. What latency
+// (bench/ping_pong_bench.cpp) costs in throughput.
+struct stamped_value {
+  std::int64_t v = 0;
+  rondo::slot_stamp stamp;
+};
+
+struct stamped_summing_stage {
+  summing_stage inner;
+  void on_start() { inner.on_start(); }
+  void operator()(stamped_value& ev, std::int64_t seq, bool end) { inner(ev.v, seq, end); }
+};
+
+void one_to_one_rondo_dsl_stamped(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  const std::int64_t n = state.range(1);
+  const auto [cpu_a, cpu_b] = rondo_bench::pair_cpus();
+  rondo_bench::scoped_pin pin(cpu_a);
+  totals sum;
+  for (auto _ : state) {
+    stage_output out;
+    auto d = rondo::disruptor<stamped_value>::builder()
+                 .capacity(capacity)
+                 .wait(rondo::busy_spin{})
+                 .metrics()
+                 .stamps(&stamped_value::stamp)
+                 .stage("sum", stamped_summing_stage{{&out, cpu_b, n - 1}})
+                 .build();
+    d.start();
+    out.ready.await();
+    const iteration_result r = measured(rondo_bench::time_region([&] {
+      auto& pub = d.publisher();
+      for (std::int64_t s = 0; s < n; s += batch) {
+        auto c = pub.reserve(batch);
+        const std::int64_t lo = c.first();
+        for (std::size_t i = 0; i < static_cast<std::size_t>(batch); ++i) {
+          c[i].v = lo + static_cast<std::int64_t>(i);
+        }
+        c.publish();
+      }
       out.done.await();
     }));
     d.drain();
@@ -540,6 +591,10 @@ BENCHMARK(one_to_one_rondo_dsl)
     ->Args({32, n_batch32, 64});
 BENCHMARK_TEMPLATE(one_to_one_rondo_coroutine, false)
     ->Name("one_to_one_rondo_coro_sync")
+    ->Apply(two_thread_args)
+    ->Args({1, n_batch1})
+    ->Args({32, n_batch32});
+BENCHMARK(one_to_one_rondo_dsl_stamped)
     ->Apply(two_thread_args)
     ->Args({1, n_batch1})
     ->Args({32, n_batch32});

@@ -11,6 +11,8 @@
 //   rondo_dsl        two rondo::disruptor<int64_t> (busy_spin, 1,024 slots): "ping" has a thread
 //                    stage "echo" whose handler publishes into "pong" (publisher::publish_event);
 //                    "pong" has a poller stage that the pinger polls
+//   rondo_dsl_stamped rondo_dsl with slot stamps (builder::stamps): both sides wait on the
+//                    event's own cache line, not the cursor
 //   rondo_core       the same from core parts: two ring_buffer + single_producer_sequencer pairs,
 //                    an event_poller on each side, the ponger on a thread of our own
 //   boost_spsc       two boost::lockfree::spsc_queue (1,024 slots)
@@ -263,6 +265,68 @@ void ping_pong_rondo_dsl(benchmark::State& state) {
   });
 }
 
+// rondo_dsl with slot stamps (builder::stamps, core/slot_stamp.hpp): the echo stage and the
+// reply poller wait on the event's own line instead of the cursor, so each hop moves one line.
+struct stamped_value {
+  std::int64_t v = 0;
+  rondo::slot_stamp stamp;
+};
+
+struct stamped_echo_stage {
+  rondo::publisher<stamped_value>* reply;
+  int cpu;
+  flag* ready;
+
+  void on_start() {
+    (void)rondo_bench::pin_current_thread(cpu);
+    ready->raise();
+  }
+  void operator()(stamped_value& ev, std::int64_t, bool) {
+    reply->publish_event([&](stamped_value& out, std::int64_t) { out.v = ev.v; });
+  }
+};
+
+void ping_pong_rondo_dsl_stamped(benchmark::State& state) {
+  latency_bench(state, [](latency_recorder& rec, int cpu_b) {
+    flag ready;
+    auto pong = rondo::disruptor<stamped_value>::builder()
+                    .capacity(capacity)
+                    .wait(rondo::busy_spin{})
+                    .stamps(&stamped_value::stamp)
+                    .poller("reply")
+                    .build();
+    auto ping = rondo::disruptor<stamped_value>::builder()
+                    .capacity(capacity)
+                    .wait(rondo::busy_spin{})
+                    .stamps(&stamped_value::stamp)
+                    .stage("echo", stamped_echo_stage{&pong.publisher(), cpu_b, &ready})
+                    .build();
+    pong.start();
+    ping.start();
+    ready.await();
+    rondo::event_poller<stamped_value>& replies = pong.poller("reply");
+    auto& pub = ping.publisher();
+    const bool ok = ping_rounds(
+        rec,
+        [&](std::int64_t i) {
+          pub.publish_event([&](stamped_value& ev, std::int64_t) { ev.v = i; });
+        },
+        [&](std::int64_t& got) {
+          bool any = false;
+          (void)replies.poll([&](stamped_value& ev, std::int64_t, bool) {
+            got = ev.v;
+            any = true;
+            return true;
+          });
+          return any;
+        });
+    rec.finish();
+    ping.drain();
+    pong.drain();
+    return ok;
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // rondo with the echo stage as a coroutine on a thread_scheduler (pinned to CPU b by on_start).
 //   spin:          spin_then_suspend{.spins = 1 << 20}: the stage spins like a thread stage would
@@ -427,6 +491,7 @@ void latency_args(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(ping_pong_harness_atomics)->Apply(latency_args);
 BENCHMARK(ping_pong_rondo_dsl)->Apply(latency_args);
+BENCHMARK(ping_pong_rondo_dsl_stamped)->Apply(latency_args);
 BENCHMARK(ping_pong_rondo_core)->Apply(latency_args);
 BENCHMARK_CAPTURE(ping_pong_rondo_coroutine, spin, 1U << 20, std::chrono::microseconds(50))
     ->Apply(latency_args);

@@ -4,6 +4,7 @@
 // ring knows nothing about sequences beyond mapping one to its slot; who may touch which slot is
 // decided by the sequencer and the barriers.
 
+#include <rondo/core/slot_stamp.hpp>
 #include <rondo/detail/config.hpp>
 
 #include <fmt/format.h>
@@ -17,6 +18,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace rondo {
@@ -84,6 +86,28 @@ class ring_buffer {
 
   [[nodiscard]] std::int64_t capacity() const noexcept { return mask_ + 1; }
 
+  /// Opts the ring into slot stamps (core/slot_stamp.hpp): `member` is the events' slot_stamp.
+  /// Set it before any producer or stage is built on the ring (they read it once, when made).
+  /// The DSL's builder().stamps() does this. Not thread-safe.
+  void use_stamps(stamp_member_t<T> member) noexcept { stamp_ = member; }
+  [[nodiscard]] bool stamped() const noexcept { return stamp_ != nullptr; }
+  /// The stamps as a sequence_barrier reads them (empty when the ring has no stamps).
+  [[nodiscard]] slot_stamps stamps() const noexcept {
+    if constexpr (std::is_class_v<T>) {
+      if (stamp_ != nullptr) {
+        return {reinterpret_cast<const std::byte*>(&(slots_[0].*stamp_)), sizeof(T), mask_};
+      }
+    }
+    return {};
+  }
+  /// Marks sequences [lo, hi] published in their slots (the producer, after writing them and
+  /// before the cursor store). Only on a stamped ring.
+  void write_stamps(std::int64_t lo, std::int64_t hi) noexcept {
+    if constexpr (std::is_class_v<T>) {
+      for (std::int64_t s = lo; s <= hi; ++s) (slots_[s & mask_].*stamp_).mark(s);
+    }
+  }
+
   /// A run of sequences as contiguous memory: at most two spans, the second non-empty only when
   /// the run wraps the end of the ring. Lets a producer or handler touch a batch without a mask
   /// per slot (and lets the compiler vectorise the loop).
@@ -115,6 +139,7 @@ class ring_buffer {
   std::int64_t mask_;
   T* raw_ = nullptr;
   T* slots_ = nullptr;
+  stamp_member_t<T> stamp_ = nullptr;
 };
 
 }  // namespace rondo

@@ -18,8 +18,10 @@
 
 #include <rondo/core/sequence.hpp>
 #include <rondo/core/sequencer.hpp>
+#include <rondo/core/slot_stamp.hpp>
 #include <rondo/core/wait_strategy.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -62,12 +64,35 @@ class sequence_barrier {
   /// nothing new). Never waits.
   [[nodiscard]] std::int64_t available(std::int64_t next) const noexcept {
     if (deps_.empty()) {
+      if (stamps_) [[unlikely]] return stamped_available(next);
       // Acquire (in sequence::get): pairs with the producer's release publish.
       return seqr_->highest_published(next, seqr_->cursor().get());
     }
     // Acquire loads (in min_sequence): pair with each dependency's release store.
     return min_sequence(deps_);
   }
+
+  /// Waits on the slots' stamps (core/slot_stamp.hpp) instead of the cursor: available() reads
+  /// the slot of `next` first, which is the line the event arrives in, and the cursor only when
+  /// the slot after it is published too (a batch is forming). For a barrier right behind a
+  /// single producer whose publishes write the stamps (the DSL's publisher on a stamped ring, or
+  /// ring_buffer::write_stamps before the sequencer's publish). Call before the handler runs.
+  /// Throws std::invalid_argument for a barrier with dependencies or several producers.
+  void use_stamps(slot_stamps stamps) {
+    if (!deps_.empty()) {
+      throw std::invalid_argument(fmt::format(
+          "sequence_barrier::use_stamps(): the barrier waits on {} upstream stage(s); stamps "
+          "are for a stage right behind the producer",
+          deps_.size()));
+    }
+    if (seqr_->published_out_of_order() != nullptr) {
+      throw std::invalid_argument(
+          "sequence_barrier::use_stamps(): the sequencer has several producers; stamps need "
+          "producer_type::single (claims given back as tombstones carry no stamp)");
+    }
+    stamps_ = stamps;
+  }
+  [[nodiscard]] bool stamped() const noexcept { return static_cast<bool>(stamps_); }
 
   /// Blocks the calling thread, with the sequencer's wait strategy, until `next` is available
   /// (returns the highest available, which may exceed next), the barrier is alerted or past its
@@ -145,8 +170,20 @@ class sequence_barrier {
   }
 
  private:
+  // The stamps tell that `next` is published; the cursor, read only once the slot after it is
+  // published too, tells how far a batch goes. The stamps are written before the cursor, so the
+  // cursor may lag what they showed: never report less than that.
+  [[nodiscard]] std::int64_t stamped_available(std::int64_t next) const noexcept {
+    if (stamps_.at(next).published() != next) return next - 1;
+    const std::int64_t after = next + 1;
+    if (stamps_.at(after).published() != after) return next;
+    // Acquire (in sequence::get): pairs with the producer's release publish.
+    return std::max(after, seqr_->cursor().get());
+  }
+
   const sequencer* seqr_;
   std::vector<const sequence*> deps_;
+  slot_stamps stamps_;  // set by use_stamps() before the handler runs; empty: the cursor
   // Written by shutdown paths, read by the waiter every round: its own line so producers'
   // and handlers' lines stay untouched.
   alignas(detail::cache_line_size) std::atomic<bool> alerted_{false};

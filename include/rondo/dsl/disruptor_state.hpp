@@ -67,8 +67,11 @@ struct disruptor_state {
   enum class phase : std::uint8_t { built, running, draining, drained, closed };
 
   disruptor_state(wait_config w, std::int64_t capacity, producer_type p,
-                  const std::function<T(std::int64_t)>& factory)
+                  const std::function<T(std::int64_t)>& factory,
+                  stamp_member_t<T> stamp = nullptr)
       : waits(w), ring(make_ring(capacity, factory)) {
+    // Before the publisher, which reads it when made.
+    ring.use_stamps(stamp);
     if (p == producer_type::single) {
       single = std::make_unique<single_producer_sequencer>(capacity, waits);
       seqr = single.get();

@@ -134,8 +134,10 @@ class [[nodiscard]] claim {
 template <class T>
 class publisher {
  public:
+  /// A stamped ring (ring_buffer::use_stamps, set before) gets its stamps written by every
+  /// publish.
   publisher(ring_buffer<T>& ring, single_producer_sequencer& s) noexcept
-      : ring_(&ring), single_(&s), multi_(nullptr) {}
+      : ring_(&ring), single_(&s), multi_(nullptr), stamped_(ring.stamped()) {}
   publisher(ring_buffer<T>& ring, multi_producer_sequencer& m) noexcept
       : ring_(&ring), single_(nullptr), multi_(&m) {}
   publisher(const publisher&) = delete;
@@ -222,6 +224,8 @@ class publisher {
   // g++ outlines the lambda in a coroutine body (reserve + publish 3.3 -> 4.3 ns).
   [[gnu::always_inline]] void publish_range(std::int64_t lo, std::int64_t hi) noexcept {
     if (single_ != nullptr) [[likely]] {
+      // The stamps before the cursor: a stage that waits on a stamp reads the cursor after it.
+      if (stamped_) [[unlikely]] ring_->write_stamps(lo, hi);
       single_->publish(lo, hi);
     } else {
       publish_multi(lo, hi);
@@ -237,6 +241,7 @@ class publisher {
   ring_buffer<T>* ring_;
   single_producer_sequencer* single_;  // exactly one of the two is set, for the publisher's life
   multi_producer_sequencer* multi_;
+  bool stamped_ = false;  // single producer on a stamped ring: publish writes the stamps
 };
 
 }  // namespace rondo
