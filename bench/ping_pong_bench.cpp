@@ -12,7 +12,8 @@
 //                    stage "echo" whose handler publishes into "pong" (publisher::publish_event);
 //                    "pong" has a poller stage that the pinger polls
 //   rondo_dsl_stamped rondo_dsl with slot stamps (builder::stamps): both sides wait on the
-//                    event's own cache line, not the cursor
+//                    event's own cache line, not the cursor (16-byte events {value, stamp});
+//                    rondo_coroutine_stamped: the same for the coroutine rows
 //   rondo_core       the same from core parts: two ring_buffer + single_producer_sequencer pairs,
 //                    an event_poller on each side, the ponger on a thread of our own
 //   boost_spsc       two boost::lockfree::spsc_queue (1,024 slots)
@@ -49,6 +50,7 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -211,8 +213,28 @@ void ping_pong_harness_atomics(benchmark::State& state) {
 // ---------------------------------------------------------------------------------------------
 // rondo through the DSL.
 
-struct echo_stage {
-  rondo::publisher<std::int64_t>* reply;
+// rondo's rows with slot stamps (builder::stamps, core/slot_stamp.hpp): the stages right behind
+// each producer wait on the event's own line instead of the cursor, so each hop moves one line.
+struct stamped_value {
+  std::int64_t v = 0;
+  rondo::slot_stamp stamp;
+};
+
+[[nodiscard]] inline std::int64_t& value_of(std::int64_t& ev) noexcept { return ev; }
+[[nodiscard]] inline std::int64_t& value_of(stamped_value& ev) noexcept { return ev.v; }
+
+// A builder for the rows' rings: `Event` stamped_value turns the stamps on.
+template <class Event>
+[[nodiscard]] typename rondo::disruptor<Event>::builder ring_builder() {
+  typename rondo::disruptor<Event>::builder b;
+  b.capacity(capacity);
+  if constexpr (std::is_same_v<Event, stamped_value>) b.stamps(&stamped_value::stamp);
+  return b;
+}
+
+template <class Event>
+struct basic_echo_stage {
+  rondo::publisher<Event>* reply;
   int cpu;
   flag* ready;
   // When set: the tick at which the stage saw round i (one-way latency, coroutine rows).
@@ -222,99 +244,34 @@ struct echo_stage {
     (void)rondo_bench::pin_current_thread(cpu);
     ready->raise();
   }
-  void operator()(std::int64_t& ev, std::int64_t, bool) {
-    if (arrived != nullptr) (*arrived)[static_cast<std::size_t>(ev)] = ticks();
-    reply->publish_event([&](std::int64_t& out, std::int64_t) { out = ev; });
+  void operator()(Event& ev, std::int64_t, bool) {
+    const std::int64_t v = value_of(ev);
+    if (arrived != nullptr) (*arrived)[static_cast<std::size_t>(v)] = ticks();
+    reply->publish_event([&](Event& out, std::int64_t) { value_of(out) = v; });
   }
 };
 
+template <class Event>
 void ping_pong_rondo_dsl(benchmark::State& state) {
   latency_bench(state, [](latency_recorder& rec, int cpu_b) {
     flag ready;
-    auto pong = rondo::disruptor<std::int64_t>::builder()
-                    .capacity(capacity)
+    auto pong = ring_builder<Event>().wait(rondo::busy_spin{}).poller("reply").build();
+    auto ping = ring_builder<Event>()
                     .wait(rondo::busy_spin{})
-                    .poller("reply")
-                    .build();
-    auto ping = rondo::disruptor<std::int64_t>::builder()
-                    .capacity(capacity)
-                    .wait(rondo::busy_spin{})
-                    .stage("echo", echo_stage{&pong.publisher(), cpu_b, &ready})
+                    .stage("echo", basic_echo_stage<Event>{&pong.publisher(), cpu_b, &ready})
                     .build();
     pong.start();
     ping.start();
     ready.await();
-    rondo::event_poller<std::int64_t>& replies = pong.poller("reply");
+    rondo::event_poller<Event>& replies = pong.poller("reply");
     auto& pub = ping.publisher();
     const bool ok = ping_rounds(
         rec,
-        [&](std::int64_t i) { pub.publish_event([&](std::int64_t& ev, std::int64_t) { ev = i; }); },
+        [&](std::int64_t i) { pub.publish_event([&](Event& ev, std::int64_t) { value_of(ev) = i; }); },
         [&](std::int64_t& got) {
           bool any = false;
-          (void)replies.poll([&](std::int64_t& ev, std::int64_t, bool) {
-            got = ev;
-            any = true;
-            return true;
-          });
-          return any;
-        });
-    rec.finish();
-    ping.drain();
-    pong.drain();
-    return ok;
-  });
-}
-
-// rondo_dsl with slot stamps (builder::stamps, core/slot_stamp.hpp): the echo stage and the
-// reply poller wait on the event's own line instead of the cursor, so each hop moves one line.
-struct stamped_value {
-  std::int64_t v = 0;
-  rondo::slot_stamp stamp;
-};
-
-struct stamped_echo_stage {
-  rondo::publisher<stamped_value>* reply;
-  int cpu;
-  flag* ready;
-
-  void on_start() {
-    (void)rondo_bench::pin_current_thread(cpu);
-    ready->raise();
-  }
-  void operator()(stamped_value& ev, std::int64_t, bool) {
-    reply->publish_event([&](stamped_value& out, std::int64_t) { out.v = ev.v; });
-  }
-};
-
-void ping_pong_rondo_dsl_stamped(benchmark::State& state) {
-  latency_bench(state, [](latency_recorder& rec, int cpu_b) {
-    flag ready;
-    auto pong = rondo::disruptor<stamped_value>::builder()
-                    .capacity(capacity)
-                    .wait(rondo::busy_spin{})
-                    .stamps(&stamped_value::stamp)
-                    .poller("reply")
-                    .build();
-    auto ping = rondo::disruptor<stamped_value>::builder()
-                    .capacity(capacity)
-                    .wait(rondo::busy_spin{})
-                    .stamps(&stamped_value::stamp)
-                    .stage("echo", stamped_echo_stage{&pong.publisher(), cpu_b, &ready})
-                    .build();
-    pong.start();
-    ping.start();
-    ready.await();
-    rondo::event_poller<stamped_value>& replies = pong.poller("reply");
-    auto& pub = ping.publisher();
-    const bool ok = ping_rounds(
-        rec,
-        [&](std::int64_t i) {
-          pub.publish_event([&](stamped_value& ev, std::int64_t) { ev.v = i; });
-        },
-        [&](std::int64_t& got) {
-          bool any = false;
-          (void)replies.poll([&](stamped_value& ev, std::int64_t, bool) {
-            got = ev.v;
+          (void)replies.poll([&](Event& ev, std::int64_t, bool) {
+            got = value_of(ev);
             any = true;
             return true;
           });
@@ -337,8 +294,9 @@ void ping_pong_rondo_dsl_stamped(benchmark::State& state) {
 //                  runs its membarrier and sleeps on its futex, so a round trip is publish ->
 //                  registry -> futex wake -> resume -> reply (fewer rounds: ~50 us each)
 
-void ping_pong_rondo_coroutine(benchmark::State& state, std::uint32_t spins,
-                               std::chrono::nanoseconds idle_spin) {
+template <class Event>
+void coroutine_rounds(benchmark::State& state, std::uint32_t spins,
+                      std::chrono::nanoseconds idle_spin) {
   const bool sleeps = spins == 0 && idle_spin.count() == 0;
   const std::int64_t warmup = sleeps ? 1'000 : warmup_rounds;
   const std::int64_t measured = sleeps ? 20'000 : measured_rounds;
@@ -357,33 +315,29 @@ void ping_pong_rondo_coroutine(benchmark::State& state, std::uint32_t spins,
         rondo::spin_then_suspend policy;
         policy.spins = spins;
         policy.yields = 0;
-        auto pong = rondo::disruptor<std::int64_t>::builder()
-                        .capacity(capacity)
-                        .wait(rondo::busy_spin{})
-                        .poller("reply")
-                        .build();
-        auto ping = rondo::disruptor<std::int64_t>::builder()
-                        .capacity(capacity)
-                        .wait(policy)
-                        .metrics()
-                        .stage("echo", echo_stage{&pong.publisher(), cpu_b, &ready, &arrived})
-                        .on(exec)
-                        .build();
+        auto pong = ring_builder<Event>().wait(rondo::busy_spin{}).poller("reply").build();
+        auto ping =
+            ring_builder<Event>()
+                .wait(policy)
+                .metrics()
+                .stage("echo", basic_echo_stage<Event>{&pong.publisher(), cpu_b, &ready, &arrived})
+                .on(exec)
+                .build();
         pong.start();
         ping.start();
         ready.await();
-        rondo::event_poller<std::int64_t>& replies = pong.poller("reply");
+        rondo::event_poller<Event>& replies = pong.poller("reply");
         auto& pub = ping.publisher();
         const bool ok = ping_rounds(
             rec,
             [&](std::int64_t i) {
               sent[static_cast<std::size_t>(i)] = ticks();
-              pub.publish_event([&](std::int64_t& ev, std::int64_t) { ev = i; });
+              pub.publish_event([&](Event& ev, std::int64_t) { value_of(ev) = i; });
             },
             [&](std::int64_t& got) {
               bool any = false;
-              (void)replies.poll([&](std::int64_t& ev, std::int64_t, bool) {
-                got = ev;
+              (void)replies.poll([&](Event& ev, std::int64_t, bool) {
+                got = value_of(ev);
                 any = true;
                 return true;
               });
@@ -409,6 +363,15 @@ void ping_pong_rondo_coroutine(benchmark::State& state, std::uint32_t spins,
       warmup, measured);
   state.counters["one_way_p50_ns"] = one_way_p50_ns;
   state.counters["one_way_p99_ns"] = one_way_p99_ns;
+}
+
+void ping_pong_rondo_coroutine(benchmark::State& state, std::uint32_t spins,
+                               std::chrono::nanoseconds idle_spin) {
+  coroutine_rounds<std::int64_t>(state, spins, idle_spin);
+}
+void ping_pong_rondo_coroutine_stamped(benchmark::State& state, std::uint32_t spins,
+                                       std::chrono::nanoseconds idle_spin) {
+  coroutine_rounds<stamped_value>(state, spins, idle_spin);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -490,13 +453,21 @@ void latency_args(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(ping_pong_harness_atomics)->Apply(latency_args);
-BENCHMARK(ping_pong_rondo_dsl)->Apply(latency_args);
-BENCHMARK(ping_pong_rondo_dsl_stamped)->Apply(latency_args);
+BENCHMARK_TEMPLATE(ping_pong_rondo_dsl, std::int64_t)->Name("ping_pong_rondo_dsl")->Apply(latency_args);
+BENCHMARK_TEMPLATE(ping_pong_rondo_dsl, stamped_value)
+    ->Name("ping_pong_rondo_dsl_stamped")
+    ->Apply(latency_args);
 BENCHMARK(ping_pong_rondo_core)->Apply(latency_args);
 BENCHMARK_CAPTURE(ping_pong_rondo_coroutine, spin, 1U << 20, std::chrono::microseconds(50))
     ->Apply(latency_args);
 BENCHMARK_CAPTURE(ping_pong_rondo_coroutine, park_polling, 0U, std::chrono::microseconds(50))
     ->Apply(latency_args);
 BENCHMARK_CAPTURE(ping_pong_rondo_coroutine, park_sleeping, 0U, std::chrono::microseconds(0))
+    ->Apply(latency_args);
+BENCHMARK_CAPTURE(ping_pong_rondo_coroutine_stamped, spin, 1U << 20,
+                  std::chrono::microseconds(50))
+    ->Apply(latency_args);
+BENCHMARK_CAPTURE(ping_pong_rondo_coroutine_stamped, park_polling, 0U,
+                  std::chrono::microseconds(50))
     ->Apply(latency_args);
 BENCHMARK(ping_pong_boost_spsc)->Apply(latency_args);
