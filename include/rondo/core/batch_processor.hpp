@@ -122,7 +122,14 @@ class batch_core {
     std::int64_t s = lo;
     while (s <= hi) {
       try {
-        for (; s <= hi; ++s) handler_((*ring_)[s], s, s == hi);
+        // Over the batch's contiguous runs: the ring's base and mask are read once per run, not
+        // once per event (a handler's stores may alias them, so the compiler reloads them).
+        while (s <= hi) {
+          const auto run = ring_->contiguous(s, hi - s + 1).first;
+          T* ev = run.data();
+          const std::int64_t run_end = s + static_cast<std::int64_t>(run.size());
+          for (; s < run_end; ++s, ++ev) handler_(*ev, s, s == hi);
+        }
       } catch (...) {
         const std::int64_t r = on_error(s, std::current_exception());
         if (r != no_failure) return r;
