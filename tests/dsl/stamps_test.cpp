@@ -59,9 +59,9 @@ TEST_CASE("slot stamps: a copy starts unpublished and assignment leaves the stam
 TEST_CASE("slot stamps: a stamped barrier sees a sequence by its stamp, not by the cursor",
           "[stamps][deterministic]") {
   rondo::wait_strategy waits{rondo::busy_spin{}};
-  rondo::ring_buffer<stamped_event> ring(8);
+  rondo::ring_buffer<stamped_event> ring(16);
   ring.use_stamps(&stamped_event::stamp);
-  rondo::single_producer_sequencer seqr(8, waits);
+  rondo::single_producer_sequencer seqr(16, waits);
   rondo::sequence_barrier barrier(seqr);
   barrier.use_stamps(ring.stamps());
   REQUIRE(barrier.stamped());
@@ -78,7 +78,21 @@ TEST_CASE("slot stamps: a stamped barrier sees a sequence by its stamp, not by t
   // Two: a batch is forming, and the cursor says how far it goes.
   ring.write_stamps(1, 1);
   CHECK(barrier.available(0) == 2);
+  // The producer streams: the barrier now follows the cursor (stamps written or not)...
   CHECK(barrier.available(3) == 2);
+  // ...until looks in a row find a single event each: then back to the stamps.
+  std::int64_t next = 3;
+  for (int i = 0; i < 8; ++i, ++next) {
+    const std::int64_t one = seqr.reserve(1);
+    seqr.publish(one, one);
+    CHECK(barrier.available(next) == next);
+  }
+  // Back on the stamps: a sequence published without its stamp is not seen.
+  const std::int64_t unstamped = seqr.reserve(1);
+  seqr.publish(unstamped, unstamped);
+  CHECK(barrier.available(next) == next - 1);
+  ring.write_stamps(next, next);
+  CHECK(barrier.available(next) == next);
 }
 
 TEST_CASE("slot stamps: refused where they cannot work, with the reason",
