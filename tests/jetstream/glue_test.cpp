@@ -132,11 +132,17 @@ class fake_sink final : public js::sink_engine {
     cv_.notify_all();
   }
   void recover() override { known_ = out_->last(); }
+  // The engine contract: every record not reported yet is reported now, as failed. That is the
+  // unanswered ones and those still queued for the worker (on a loaded machine the worker may
+  // not have reached them; leaving them to it made the dead-broker case time out instead of
+  // give up with its reason). The worker reports outside the lock only what it already took.
   void abandon() override {
     std::lock_guard lk(mu_);
     for (auto& w : silent_) w.done->record_done(w.index, false);
-    abandoned_ += silent_.size();
+    for (auto& w : work_) w.done->record_done(w.index, false);
+    abandoned_ += silent_.size() + work_.size();
     silent_.clear();
+    work_.clear();
   }
   [[nodiscard]] std::uint64_t last_stored_input() const noexcept override { return known_; }
   [[nodiscard]] std::string last_error() const override { return "fake broker said no"; }
