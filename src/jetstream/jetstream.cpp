@@ -333,7 +333,21 @@ pull_source::pull_source(connection& conn, pull_source_options options)
 }
 
 pull_source::~pull_source() {
-  if (s_->sub != nullptr) natsSubscription_Destroy(s_->sub);
+  if (s_->sub != nullptr) {
+    // libnats 3.4's reader thread looks a subscription up, lets go of the connection's lock and
+    // only then locks the subscription (nats.c issue 637, fixed upstream after 3.4 by PR 638):
+    // destroying it while a delivery for it is in that window (the 408 that ends the last pull
+    // request comes ~100 ms after the last fetch) is a use after free on the reader thread. So
+    // unsubscribe first (no later delivery finds it), then one round trip: the reader handles
+    // the PONG after every message it read before it, so none of them is still on its way to
+    // this subscription. Bounded: with the cluster unreachable the flush times out (no delivery
+    // is read then).
+    natsSubscription_Unsubscribe(s_->sub);
+    auto* nc = static_cast<natsConnection*>(s_->conn->native_connection());
+    (void)natsConnection_FlushTimeout(nc, 500);
+    natsSubscription_Destroy(s_->sub);
+  }
+  // Unsubscribed when they were replaced (long before): nothing delivers to them any more.
   for (natsSubscription* r : s_->retired) natsSubscription_Destroy(r);
 }
 
@@ -381,6 +395,7 @@ std::size_t pull_source::fetch(std::span<inbound> out, std::chrono::milliseconds
     in.handle = m;
     list.Msgs[i] = nullptr;  // now the ring's
   }
+  const int delivered_now = list.Count;  // natsMsgList_Destroy zeroes it
   natsMsgList_Destroy(&list);
   if (n > 0) {
     s.failing_since = {};
@@ -395,7 +410,8 @@ std::size_t pull_source::fetch(std::span<inbound> out, std::chrono::milliseconds
     }
     return n;
   }
-  if (n > 0 || list.Count > 0) return n;
+  // Messages came (all of them dropped: re-deliveries): the consumer delivers, nothing to check.
+  if (n > 0 || delivered_now > 0) return n;
   if (st == NATS_TIMEOUT || st == NATS_OK) {
     // Nothing came: were deliveries lost on the way (the consumer handed out more than
     // arrived)? Then re-position, else wait for the next message.
