@@ -8,6 +8,8 @@
 #   shard 3  the whole cluster stopped mid-stream: the process exits 1 with the error and its
 #            close report, nothing is acknowledged that is not stored; after a restart of the
 #            cluster the shard completes exactly once
+# and first a pull_source re-positioned after a gap: acknowledging the replaced consumer's
+# messages would freeze the new consumer's ack floor (rondo_jetstream_tool reset-check)
 #
 # Usage: cluster_test.sh BIN_DIR (where rondo_jetstream_pipeline and rondo_jetstream_tool are).
 # Environment: RONDO_JS_COUNT (default 300000; RONDO_JS_COUNT=1000000 for the million, ~2 min
@@ -94,6 +96,10 @@ wait_pipeline() {  # pid log -> its exit status in $rc
   cat "$2"
   postmortem "$rc" "the pipeline" "$pipeline"
 }
+
+step "consumer re-positioning: the replaced consumer's messages are not acknowledged to the new one"
+run "reset-check" "$tool" reset-check "$urls" 0 ||
+  fail "after a re-positioning the durable's ack floor does not follow the new consumer's acks"
 
 step "shard 0: $count events, source -> compute -> sink -> ack"
 run "produce" "$tool" produce "$urls" 0 "$count"
