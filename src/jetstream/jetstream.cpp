@@ -204,13 +204,22 @@ struct pull_source::state {
   connection* conn;
   pull_source_options opts;
   natsSubscription* sub = nullptr;
-  // Subscriptions replaced after a gap: kept (unsubscribed) until the engine goes, because
-  // messages of theirs may still be in the ring and an ack goes through the message's
-  // subscription.
+  // Subscriptions replaced after a gap: unsubscribed, destroyed when the engine goes (long
+  // after libnats' reader could still be delivering to them: see ~pull_source).
   std::vector<natsSubscription*> retired;
   std::uint64_t started_at = 1;
+  // The first stream sequence the current consumer delivers (its start at the last
+  // re-positioning). Messages below it in the ring came from the consumer it replaced: commit()
+  // does not acknowledge them (see there). Written by the pump's thread, read by the ack stage.
+  std::atomic<std::uint64_t> current_from{1};
   std::uint64_t last_stream = 0;    // the last stream sequence handed out
   std::uint64_t last_consumer = 0;  // the consumer sequence of the last delivery seen
+  // Our own pull requests (see fetch()): the subject that asks the durable for messages, and the
+  // one request that may be open (messages still to come to `sub`, until its deadline).
+  std::string next_subject;
+  bool request_open = false;
+  std::size_t request_left = 0;
+  clock::time_point request_until{};
   clock::time_point failing_since{};
   clock::time_point stalled_since{};  // fetches empty while the consumer has messages pending
   // Counters: relaxed, read by stats() on any thread; nothing is ordered by them.
@@ -221,6 +230,10 @@ struct pull_source::state {
 
   // Deletes and re-creates the durable so it delivers from `start`, and subscribes to it.
   void position(std::uint64_t start) {
+    // Before the old consumer goes: from here on the ack stage leaves its messages alone.
+    // Release: pairs with the acquire load in commit(); no data rides on it, it only keeps the
+    // store ahead of the delete and create requests that follow on this thread.
+    current_from.store(start, std::memory_order_release);
     if (sub != nullptr) {
       natsSubscription_Unsubscribe(sub);
       retired.push_back(sub);
@@ -254,20 +267,24 @@ struct pull_source::state {
       throw error(fmt::format("jetstream: add consumer '{}' of '{}' at sequence {}: {}",
                               opts.durable, opts.stream, start, nats_text(st, code)));
     }
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = opts.stream.c_str();
-    so.Consumer = opts.durable.c_str();
-    so.ManualAck = true;
-    code = static_cast<jsErrCode>(0);
-    st = js_PullSubscribe(&sub, js(),
-                          opts.filter_subject.empty() ? nullptr : opts.filter_subject.c_str(),
-                          opts.durable.c_str(), nullptr, &so, &code);
-    if (st != NATS_OK) {
-      sub = nullptr;
-      throw error(fmt::format("jetstream: pull subscribe to '{}' of '{}': {}", opts.durable,
-                              opts.stream, nats_text(st, code)));
+    // A plain subscription on an inbox of its own, not js_PullSubscribe: fetch() sends the pull
+    // requests itself (natsSubscription_Fetch of libnats 3.4 overruns its array, see fetch()).
+    natsInbox* inbox = nullptr;
+    st = natsInbox_Create(&inbox);
+    if (st == NATS_OK) {
+      st = natsConnection_SubscribeSync(&sub, static_cast<natsConnection*>(conn->native_connection()),
+                                        inbox);
     }
+    natsInbox_Destroy(inbox);
+    if (st == NATS_OK) st = natsSubscription_SetPendingLimits(sub, -1, -1);
+    if (st != NATS_OK) {
+      if (sub != nullptr) natsSubscription_Destroy(sub);
+      sub = nullptr;
+      throw error(fmt::format("jetstream: subscribe for '{}' of '{}': {}", opts.durable,
+                              opts.stream, nats_text(st)));
+    }
+    next_subject = fmt::format("$JS.API.CONSUMER.MSG.NEXT.{}.{}", opts.stream, opts.durable);
+    request_open = false;
     started_at = start;
     last_stream = start - 1;
     last_consumer = 0;
@@ -333,7 +350,21 @@ pull_source::pull_source(connection& conn, pull_source_options options)
 }
 
 pull_source::~pull_source() {
-  if (s_->sub != nullptr) natsSubscription_Destroy(s_->sub);
+  if (s_->sub != nullptr) {
+    // libnats 3.4's reader thread looks a subscription up, lets go of the connection's lock and
+    // only then locks the subscription (nats.c issue 637, fixed upstream after 3.4 by PR 638):
+    // destroying it while a delivery for it is in that window (the 408 that ends the last pull
+    // request comes ~100 ms after the last fetch) is a use after free on the reader thread. So
+    // unsubscribe first (no later delivery finds it), then one round trip: the reader handles
+    // the PONG after every message it read before it, so none of them is still on its way to
+    // this subscription. Bounded: with the cluster unreachable the flush times out (no delivery
+    // is read then).
+    natsSubscription_Unsubscribe(s_->sub);
+    auto* nc = static_cast<natsConnection*>(s_->conn->native_connection());
+    (void)natsConnection_FlushTimeout(nc, 500);
+    natsSubscription_Destroy(s_->sub);
+  }
+  // Unsubscribed when they were replaced (long before): nothing delivers to them any more.
   for (natsSubscription* r : s_->retired) natsSubscription_Destroy(r);
 }
 
@@ -351,25 +382,77 @@ std::size_t pull_source::fetch(std::span<inbound> out, std::chrono::milliseconds
       return 0;
     }
   }
-  natsMsgList list{nullptr, 0};
+  // Our own pull requests on a plain subscription, not natsSubscription_Fetch. libnats 3.4.1's
+  // _fetch (Debian's package) first takes what is already queued on the subscription (c0
+  // messages: what an earlier request delivered after its fetch had returned), then asks for
+  // batch - c0 more and stops only when its count *equals* batch - c0. With 2 * c0 >= batch that
+  // never happens, and it appends every message that arrives (another live request's) past its
+  // batch-sized array until the fetch times out; the list it returns says so (Count > batch).
+  // That was the SIGSEGV (a GP fault in natsMsg_GetReply on a pointer read past the array) and
+  // the "double free or corruption" in natsMsgList_Destroy of a later repro (Count 573 for a
+  // batch of 512, and this fetch wrote as many entries into `out`). Upstream now compares with
+  // the original batch. Here at most one request is open at a time; its messages are read one
+  // by one, never more than `out` holds, and what does not fit stays queued for the next call.
   jsErrCode code = static_cast<jsErrCode>(0);
-  const natsStatus st = natsSubscription_Fetch(&list, s.sub, static_cast<int>(out.size()),
-                                               to_ms(wait), &code);
+  natsStatus st = NATS_OK;
+  auto* nc = static_cast<natsConnection*>(s.conn->native_connection());
+  const auto began = clock::now();
+  if (s.request_open && began >= s.request_until) s.request_open = false;  // it has expired
+  if (!s.request_open) {
+    // It expires a little before this call stops waiting: over by the next call.
+    const std::int64_t expires = std::max<std::int64_t>(to_ns(wait) - 10'000'000, 1'000'000);
+    char req[96];
+    const auto w = fmt::format_to_n(req, sizeof req, "{{\"batch\":{},\"expires\":{}}}",
+                                    out.size(), expires);
+    st = natsConnection_PublishRequest(nc, s.next_subject.c_str(),
+                                       natsSubscription_GetSubject(s.sub), req,
+                                       static_cast<int>(w.size));
+    if (st == NATS_OK) {
+      s.request_open = true;
+      s.request_left = out.size();
+      s.request_until = began + wait;
+    }
+  }
+  const auto deadline = began + wait;
   std::size_t n = 0;
+  std::size_t seen = 0;  // messages that came (handed out or dropped)
   bool gap = false;
-  for (int i = 0; i < list.Count; ++i) {
-    natsMsg* m = list.Msgs[i];
-    if (m == nullptr) continue;
+  while (st == NATS_OK && n < out.size() && !gap) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+    natsMsg* m = nullptr;
+    st = natsSubscription_NextMsg(&m, s.sub, std::max<std::int64_t>(left.count(), 1));
+    if (st != NATS_OK) break;  // NATS_TIMEOUT: nothing more within `wait`
+    const char* status = nullptr;
+    if (natsMsg_GetDataLength(m) == 0 && natsMsgHeader_Get(m, "Status", &status) == NATS_OK &&
+        status != nullptr) {
+      // 100: a heartbeat. 404 / 408 / 409 (no messages, the request expired, max waiting, the
+      // consumer deleted or its leader changed): the request is over. 503: no responders.
+      const std::string_view what(status);
+      const bool heartbeat = what.substr(0, 3) == "100";
+      const bool no_responders = what.substr(0, 3) == "503";
+      natsMsg_Destroy(m);
+      if (heartbeat) continue;
+      s.request_open = false;
+      if (no_responders) st = NATS_NO_RESPONDERS;
+      break;
+    }
+    ++seen;
+    if (s.request_left > 0 && --s.request_left == 0) s.request_open = false;
     std::uint64_t sseq = 0;
     std::uint64_t cseq = 0;
-    if (gap || !ack_sequences(natsMsg_GetReply(m), sseq, cseq)) continue;  // freed with the list
+    if (!ack_sequences(natsMsg_GetReply(m), sseq, cseq)) {
+      natsMsg_Destroy(m);
+      continue;
+    }
     if (cseq != s.last_consumer + 1) {
       gap = true;  // deliveries lost (a node, a leader change): start again after the last
-      continue;
+      natsMsg_Destroy(m);
+      break;
     }
     s.last_consumer = cseq;
     if (sseq <= s.last_stream) {
       s.redelivered.fetch_add(1, std::memory_order_relaxed);  // a counter
+      natsMsg_Destroy(m);
       continue;
     }
     s.last_stream = sseq;
@@ -378,10 +461,9 @@ std::size_t pull_source::fetch(std::span<inbound> out, std::chrono::milliseconds
     in.subject = natsMsg_GetSubject(m);
     in.data = std::string_view(natsMsg_GetData(m),
                                static_cast<std::size_t>(natsMsg_GetDataLength(m)));
-    in.handle = m;
-    list.Msgs[i] = nullptr;  // now the ring's
+    in.handle = m;  // now the ring's
   }
-  natsMsgList_Destroy(&list);
+  if (st == NATS_TIMEOUT) st = NATS_OK;
   if (n > 0) {
     s.failing_since = {};
     s.stalled_since = {};
@@ -395,7 +477,8 @@ std::size_t pull_source::fetch(std::span<inbound> out, std::chrono::milliseconds
     }
     return n;
   }
-  if (n > 0 || list.Count > 0) return n;
+  // Messages came (all of them dropped: re-deliveries): the consumer delivers, nothing to check.
+  if (n > 0 || seen > 0) return n;
   if (st == NATS_TIMEOUT || st == NATS_OK) {
     // Nothing came: were deliveries lost on the way (the consumer handed out more than
     // arrived)? Then re-position, else wait for the next message.
@@ -437,7 +520,23 @@ std::size_t pull_source::fetch(std::span<inbound> out, std::chrono::milliseconds
 
 void pull_source::commit(const inbound& last) noexcept {
   if (last.handle == nullptr) return;
-  const natsStatus st = natsMsg_Ack(static_cast<natsMsg*>(last.handle), nullptr);
+  // A message of a consumer that a re-positioning replaced: its ack subject names the same
+  // durable, so the server would hand it to the new consumer, and an AckAll there with the old
+  // (larger) delivery sequence raises the new consumer's ack floor past every delivery sequence
+  // it has, after which it ignores all of its own acks (nats-server 2.9: floor and pending stop
+  // moving; at max_ack_pending it stops delivering, the pump sees a stall and re-positions
+  // again). Leave it unacknowledged: the new consumer started after it, and its result is
+  // stored (the ack stage runs after the sink); the new consumer's own acks move the floor.
+  // Acquire: pairs with the release store in position().
+  if (last.sequence < s_->current_from.load(std::memory_order_acquire)) return;
+  // AckAll through the message's reply subject (what natsMsg_Ack does for a JetStream
+  // subscription; ours is a plain one).
+  const char* reply = natsMsg_GetReply(static_cast<const natsMsg*>(last.handle));
+  const natsStatus st =
+      reply == nullptr ? NATS_ERR
+                       : natsConnection_PublishString(
+                             static_cast<natsConnection*>(s_->conn->native_connection()), reply,
+                             "+ACK");
   // Counters only.
   if (st == NATS_OK) s_->commits.fetch_add(1, std::memory_order_relaxed);
   else s_->commit_errors.fetch_add(1, std::memory_order_relaxed);

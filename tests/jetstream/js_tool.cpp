@@ -4,6 +4,8 @@
 //   rondo_jetstream_tool verify URLS S[,S...]         # every shard: OUT_S == f(IN on in.S),
 //                                                     # once each, in input order
 //   rondo_jetstream_tool acked URLS SHARD             # consumer ack floor <= output's last input
+//   rondo_jetstream_tool reset-check URLS N           # a re-positioned pull_source's ack floor
+//                                                     # moves with its acks (stream RESET_N)
 //
 // produce publishes asynchronously with a Msg-Id per message ("p:<shard>:<i>") and re-publishes
 // what failed, so a node killed meanwhile loses or duplicates nothing in the input. verify reads
@@ -15,12 +17,14 @@
 
 #include <nats/nats.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -164,12 +168,20 @@ std::vector<record> read_all(js::connection& conn, const std::string& stream,
   std::vector<record> out;
   natsMsg* last = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  // The cluster may just have been restarted: ask until it answers, "no message" included.
+  // The cluster may just have been restarted: ask until it answers, "no message" included. A
+  // node still catching up can say "not found" for a stream that is there (seen right after a
+  // restart: a verify that read no result at all), so "nothing there" counts only once it has
+  // been the answer for 3 s.
+  int empty_answers = 0;
   for (int tries = 0;; ++tries) {
     code = static_cast<jsErrCode>(0);
     const natsStatus st = js_GetLastMsg(&last, j, stream.c_str(), subject.c_str(), nullptr, &code);
     if (st == NATS_OK) break;
-    if (code == JSNoMessageFoundErr || code == JSStreamNotFoundErr) return out;  // nothing there
+    if (code == JSNoMessageFoundErr || code == JSStreamNotFoundErr) {
+      if (++empty_answers == 30) return out;  // nothing there
+    } else {
+      empty_answers = 0;
+    }
     if (tries == 300) {
       throw js::error(fmt::format("verify: last message of {} on {}: {} (error {})", stream,
                                   subject, natsStatus_GetText(st), static_cast<int>(code)));
@@ -183,8 +195,18 @@ std::vector<record> read_all(js::connection& conn, const std::string& stream,
   so.Stream = stream.c_str();
   so.Ordered = true;
   natsSubscription* sub = nullptr;
-  if (js_SubscribeSync(&sub, j, subject.c_str(), nullptr, &so, &code) != NATS_OK) {
-    throw js::error(fmt::format("verify: subscribe to {} of {}", subject, stream));
+  // The same after a restart: creating the ordered consumer can fail while the stream's
+  // leader is being elected (seen: "acked: verify: subscribe to out.16 of OUT_16").
+  for (int tries = 0;; ++tries) {
+    code = static_cast<jsErrCode>(0);
+    const natsStatus st = js_SubscribeSync(&sub, j, subject.c_str(), nullptr, &so, &code);
+    if (st == NATS_OK) break;
+    sub = nullptr;
+    if (tries == 300) {
+      throw js::error(fmt::format("verify: subscribe to {} of {}: {} (error {})", subject, stream,
+                                  natsStatus_GetText(st), static_cast<int>(code)));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   natsSubscription_SetPendingLimits(sub, -1, -1);
   for (;;) {
@@ -293,12 +315,129 @@ int acked(js::connection& conn, int shard) {
   return floor <= stored ? 0 : 1;
 }
 
+// pull_source re-positions its durable after a gap. The messages of the replaced consumer still
+// in the ring must not be acknowledged to the new one: their ack subject names the same durable,
+// and an AckAll with the old delivery sequence raises the new consumer's ack floor past its own
+// deliveries, so it ignores all of its own acks afterwards (the floor freezes, pending grows to
+// max_ack_pending and deliveries stop). Scenario: 300 messages; the source fetches 100; the
+// durable is replaced behind its back by one starting at 200, so the next fetch sees consumer
+// sequence 1 after 100 (a gap) and re-positions after 100; then the ack stage's work is done
+// by hand: commit the old incarnation's 100th message, fetch 50 more, commit the 150th. The
+// durable's ack floor must reach 150.
+int reset_check(js::connection& conn, int n) {
+  auto* j = static_cast<jsCtx*>(conn.native_jetstream());
+  const std::string stream = fmt::format("RESET_{}", n);
+  const std::string subject = fmt::format("reset.{}", n);
+  const std::string durable = "reset-check";
+  jsErrCode code = static_cast<jsErrCode>(0);
+  (void)js_DeleteStream(j, stream.c_str(), nullptr, &code);  // a fresh stream each run
+  conn.ensure_stream({.name = stream, .subjects = {subject}, .replicas = 1,
+                      .file_storage = false});
+  for (int i = 0; i < 300; ++i) {
+    const std::string data = fmt::format("reset check {}", i);
+    for (int tries = 0;; ++tries) {
+      code = static_cast<jsErrCode>(0);
+      if (js_Publish(nullptr, j, subject.c_str(), data.data(), static_cast<int>(data.size()),
+                     nullptr, &code) == NATS_OK) {
+        break;
+      }
+      if (tries == 100) throw js::error(fmt::format("reset-check: publish {} failed", i));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  js::pull_source src(conn, {.stream = stream, .durable = durable, .filter_subject = subject});
+  std::vector<js::inbound> held;
+  std::vector<js::inbound> buf(100);
+  // Fetches until `count` messages are held (or 20 s pass); returns whether it got there.
+  auto fetch_to = [&](std::size_t count) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (held.size() < count && std::chrono::steady_clock::now() < until) {
+      const std::size_t want = std::min(buf.size(), count - held.size());
+      const std::size_t got =
+          src.fetch(std::span<js::inbound>(buf.data(), want), std::chrono::milliseconds(200));
+      held.insert(held.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(got));
+    }
+    return held.size() == count;
+  };
+  int rc = 0;
+  if (!fetch_to(100)) {
+    std::printf("reset-check: fetched %zu of the first 100\n", held.size());
+    rc = 1;
+  }
+  if (rc == 0) {
+    // Replace the durable behind the source's back: a new one delivering from 200.
+    code = static_cast<jsErrCode>(0);
+    (void)js_DeleteConsumer(j, stream.c_str(), durable.c_str(), nullptr, &code);
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = durable.c_str();
+    cc.AckPolicy = js_AckAll;
+    cc.FilterSubject = subject.c_str();
+    cc.DeliverPolicy = js_DeliverByStartSequence;
+    cc.OptStartSeq = held.back().sequence + 100;
+    code = static_cast<jsErrCode>(0);
+    if (js_AddConsumer(nullptr, j, stream.c_str(), &cc, nullptr, &code) != NATS_OK) {
+      std::printf("reset-check: could not replace the durable (error %d)\n",
+                  static_cast<int>(code));
+      rc = 1;
+    }
+  }
+  if (rc == 0) {
+    // The gap: the source drops what the replacement delivers and re-positions after 100.
+    const std::uint64_t resets_before = src.stats().resets;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (src.stats().resets == resets_before && std::chrono::steady_clock::now() < until) {
+      const std::size_t got =
+          src.fetch(std::span<js::inbound>(buf.data(), 1), std::chrono::milliseconds(200));
+      held.insert(held.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(got));
+    }
+    if (src.stats().resets == resets_before || held.size() != 100) {
+      std::printf("reset-check: no re-positioning after the gap (resets %llu, held %zu)\n",
+                  static_cast<unsigned long long>(src.stats().resets), held.size());
+      rc = 1;
+    }
+  }
+  if (rc == 0) {
+    src.commit(held.back());  // the replaced consumer's 100th message, as the ack stage would
+    if (!fetch_to(150) || held[100].sequence != held[99].sequence + 1) {
+      std::printf("reset-check: after the re-positioning fetched %zu of 150, first new %llu\n",
+                  held.size(),
+                  static_cast<unsigned long long>(held.size() > 100 ? held[100].sequence : 0));
+      rc = 1;
+    }
+  }
+  if (rc == 0) {
+    src.commit(held.back());
+    const std::uint64_t want = held.back().sequence;
+    std::uint64_t floor = 0;
+    for (int tries = 0; tries < 30 && floor != want; ++tries) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      jsConsumerInfo* ci = nullptr;
+      code = static_cast<jsErrCode>(0);
+      if (js_GetConsumerInfo(&ci, j, stream.c_str(), durable.c_str(), nullptr, &code) ==
+          NATS_OK) {
+        floor = ci->AckFloor.Stream;
+        jsConsumerInfo_Destroy(ci);
+      }
+    }
+    std::printf("reset-check: re-positioned after %llu; acked up to %llu; the durable's ack "
+                "floor: %llu -> %s\n",
+                static_cast<unsigned long long>(held[99].sequence),
+                static_cast<unsigned long long>(want), static_cast<unsigned long long>(floor),
+                floor == want ? "moves with the new consumer's acks"
+                              : "WRONG: frozen by an ack of the replaced consumer");
+    if (floor != want) rc = 1;
+  }
+  for (js::inbound& m : held) src.release(m);
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 4) {
     std::fprintf(stderr, "usage: %s produce URLS SHARDS COUNT | verify URLS SHARDS | "
-                         "acked URLS SHARD\n", argv[0]);
+                         "acked URLS SHARD | reset-check URLS N\n", argv[0]);
     return 2;
   }
   const std::string_view cmd = argv[1];
@@ -310,6 +449,7 @@ int main(int argc, char** argv) {
     }
     if (cmd == "verify") return verify(conn, shard_list(argv[3]));
     if (cmd == "acked") return acked(conn, static_cast<int>(to_long(argv[3])));
+    if (cmd == "reset-check") return reset_check(conn, static_cast<int>(to_long(argv[3])));
     std::fprintf(stderr, "unknown command or arguments\n");
     return 2;
   } catch (const std::exception& e) {
