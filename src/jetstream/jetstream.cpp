@@ -420,8 +420,13 @@ std::size_t pull_source::fetch(std::span<inbound> out, std::chrono::milliseconds
   while (st == NATS_OK && n < out.size() && !gap) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
     natsMsg* m = nullptr;
-    st = natsSubscription_NextMsg(&m, s.sub, std::max<std::int64_t>(left.count(), 1));
-    if (st != NATS_OK) break;  // NATS_TIMEOUT: nothing more within `wait`
+    // Wait for the first message only; after it, take what is already queued and return, so an
+    // event is in the ring as soon as it came, not when `out` is full or `wait` is over (waiting
+    // for more made the end-to-end p50 at 2 000 events/s ~60 ms instead of ~4). The open
+    // request keeps delivering; the next call reads on.
+    const std::int64_t timeout_ms = seen > 0 ? 0 : std::max<std::int64_t>(left.count(), 1);
+    st = natsSubscription_NextMsg(&m, s.sub, timeout_ms);
+    if (st != NATS_OK) break;  // NATS_TIMEOUT: nothing more within `wait`, or nothing queued
     const char* status = nullptr;
     if (natsMsg_GetDataLength(m) == 0 && natsMsgHeader_Get(m, "Status", &status) == NATS_OK &&
         status != nullptr) {
