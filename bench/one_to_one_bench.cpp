@@ -302,21 +302,26 @@ struct summing_batch_stage {
 
 // The async batch handler over the batch's contiguous spans (batch<T>::spans()): one check per
 // event in a loop over plain memory, the consumer shape of boost's consume_all.
+// Checks a batch's spans outside the coroutine body: g++ 12 keeps every local of a coroutine
+// body in its frame, and a loop over frame variables does not vectorise (measured: 0.54-0.62
+// G/s in the body vs clang's 1.7 G/s). A local copy of the check: the handler's own fields could
+// alias the events (both int64_t), which keeps any compiler from vectorising.
+inline void check_spans(rondo_bench::sequence_check& into,
+                        const rondo::ring_buffer<std::int64_t>::segments& segs, std::int64_t seq) {
+  rondo_bench::sequence_check check = into;
+  for (const std::span<std::int64_t> seg : {segs.first, segs.second}) {
+    for (const std::int64_t v : seg) check.add(v, seq++);
+  }
+  into = check;
+}
+
 struct summing_span_stage {
   summing_stage* inner;
   void on_start() { inner->on_start(); }
   rondo::task<> operator()(rondo::batch<std::int64_t> b) {
-    std::int64_t seq = b.first();
-    // A local copy: the handler's own fields could alias the events (both int64_t), which keeps
-    // the compiler from vectorising the loop.
-    rondo_bench::sequence_check check = inner->check;
-    const auto segs = b.spans();
-    for (const std::span<std::int64_t> seg : {segs.first, segs.second}) {
-      for (const std::int64_t v : seg) check.add(v, seq++);
-    }
-    inner->check = check;
+    check_spans(inner->check, b.spans(), b.first());
     if (b.last() == inner->last) {
-      inner->out->check = check;
+      inner->out->check = inner->check;
       inner->out->done.raise();
     }
     co_return;
