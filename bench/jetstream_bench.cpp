@@ -18,6 +18,8 @@
 #include <rondo/jetstream.hpp>
 #include <rondo/rondo.hpp>
 
+#include "jetstream_result.hpp"
+
 #include <fmt/format.h>
 
 #include <nats/nats.h>
@@ -42,15 +44,6 @@ using clk = std::chrono::steady_clock;
 namespace {
 
 std::int64_t now_ns() { return clk::now().time_since_epoch().count(); }
-
-std::uint64_t fnv1a(std::string_view s) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
 
 std::int64_t sent_at(std::string_view payload) {
   std::int64_t t = 0;
@@ -143,7 +136,7 @@ result run_raw(js::connection& conn, const std::string& tag, long count, long ra
       natsMsg* m = list.Msgs[i];
       const std::string_view data(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
       const std::uint64_t seq = natsMsg_GetSequence(m);
-      out = fmt::format("{}:{:016x}", seq, fnv1a(data));
+      rondo_jetstream_demo::write_result(out, seq, data);
       *fmt::format_to_n(id, sizeof id - 1, "raw/{}:{}", tag, seq).out = '\0';
       jsPubOptions po;
       jsPubOptions_Init(&po);
@@ -214,9 +207,7 @@ result run_rondo(js::connection& conn, const std::string& tag, long count, long 
                .stage("compute",
                       [](ev& e, std::int64_t, bool) {
                         e.state.sent = sent_at(e.in.data);
-                        e.out.clear();
-                        fmt::format_to(std::back_inserter(e.out), "{}:{:016x}", e.in.sequence,
-                                       fnv1a(e.in.data));
+                        rondo_jetstream_demo::write_result(e.out, e.in.sequence, e.in.data);
                       })
                .stage("sink", sink.handler(), rondo::after("compute"))
                .stage("ack",

@@ -47,10 +47,13 @@ function(rondo_jetstream_late_targets)
   # The sharded pipeline process (source -> compute -> sink -> ack): the tests' and the demo's.
   add_executable(rondo_jetstream_pipeline ${PROJECT_SOURCE_DIR}/examples/jetstream_pipeline.cpp)
   target_link_libraries(rondo_jetstream_pipeline PRIVATE rondo::jetstream rondo_warnings)
+  # examples/jetstream_result.hpp: the compute step the pipeline, the bench and the tool share.
+  set(rondo_jetstream_demo_include ${PROJECT_SOURCE_DIR}/examples)
   # Producer and verifier of the tests and the demo (libnats directly).
   add_executable(rondo_jetstream_tool ${PROJECT_SOURCE_DIR}/tests/jetstream/js_tool.cpp)
   target_link_libraries(rondo_jetstream_tool PRIVATE rondo::jetstream PkgConfig::libnats
                         rondo_warnings)
+  target_include_directories(rondo_jetstream_tool PRIVATE ${rondo_jetstream_demo_include})
   if(RONDO_BUILD_TESTS)
     # The rondo side against fake engines (no cluster): every preset runs it, sanitizers too.
     add_executable(rondo_jetstream_glue_tests ${PROJECT_SOURCE_DIR}/tests/jetstream/glue_test.cpp)
@@ -69,6 +72,7 @@ function(rondo_jetstream_late_targets)
     add_executable(rondo_jetstream_bench ${PROJECT_SOURCE_DIR}/bench/jetstream_bench.cpp)
     target_link_libraries(rondo_jetstream_bench PRIVATE rondo::jetstream PkgConfig::libnats
                           rondo_warnings)
+    target_include_directories(rondo_jetstream_bench PRIVATE ${rondo_jetstream_demo_include})
   endif()
 endfunction()
 cmake_language(DEFER CALL rondo_jetstream_late_targets)

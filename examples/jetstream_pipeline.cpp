@@ -13,6 +13,8 @@
 #include <rondo/jetstream.hpp>
 #include <rondo/rondo.hpp>
 
+#include "jetstream_result.hpp"
+
 #include <fmt/format.h>
 
 #include <atomic>
@@ -32,19 +34,8 @@ namespace {
 std::atomic<bool> g_stop{false};
 extern "C" void on_signal(int) { g_stop.store(true, std::memory_order_relaxed); }  // a flag
 
-struct work {
-  std::uint64_t hash = 0;
-};
+struct work {};  // the compute step needs no state of its own: its result is the event's `out`
 using ev = js::event<work>;
-
-std::uint64_t fnv1a(std::string_view s) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
 
 struct args {
   std::string servers = "nats://127.0.0.1:4222";
@@ -132,10 +123,7 @@ int main(int argc, char** argv) {
                  .executor(rt)
                  .stage("compute",
                         [](ev& e, std::int64_t, bool) {
-                          e.state.hash = fnv1a(e.in.data);
-                          e.out.clear();
-                          fmt::format_to(std::back_inserter(e.out), "{}:{:016x}", e.in.sequence,
-                                         e.state.hash);
+                          rondo_jetstream_demo::write_result(e.out, e.in.sequence, e.in.data);
                         })
                  .stage("sink", sink.handler(), rondo::after("compute"))
                  .stage("ack", js::ack_handler<work>(source), rondo::after("sink"))

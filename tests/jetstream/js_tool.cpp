@@ -13,6 +13,8 @@
 // wrong results; it exits 1 unless all are 0.
 #include <rondo/jetstream.hpp>
 
+#include "jetstream_result.hpp"
+
 #include <fmt/format.h>
 
 #include <nats/nats.h>
@@ -33,15 +35,6 @@
 namespace js = rondo::jetstream;
 
 namespace {
-
-std::uint64_t fnv1a(std::string_view s) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
 
 long to_long(const char* v) {
   char* end = nullptr;
@@ -268,7 +261,8 @@ int verify(js::connection& conn, const std::vector<int>& shards) {
         ++lost;
         continue;
       }
-      const std::string expect = fmt::format("{}:{:016x}", i.seq, fnv1a(i.payload));
+      std::string expect;
+      rondo_jetstream_demo::write_result(expect, i.seq, i.payload);
       if (out[o].payload != expect) {
         if (wrong < 5) std::printf("  shard %d: input %llu: result '%s', expected '%s'\n", s,
                                    static_cast<unsigned long long>(i.seq), out[o].payload.c_str(),
